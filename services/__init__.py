@@ -1,0 +1,1 @@
+"""The smokesignal services: etl (Stage 2), poller, gateway."""

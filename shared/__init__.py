@@ -1,0 +1,1 @@
+"""Code shared by every smokesignal service: contracts, settings, bus, database, logging."""

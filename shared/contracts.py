@@ -1,0 +1,155 @@
+"""Message contracts: the only definition of what travels on the bus and over SSE.
+
+The AMQP body of each message is exactly the SSE ``data:`` payload of the table
+in DESIGN.md; the schema version travels in the ``schema_version`` AMQP header,
+so the gateway can forward the validated body untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+AlertLevel = Literal["none", "low", "medium", "high", "critical"]
+ALERT_LEVELS: tuple[AlertLevel, ...] = ("none", "low", "medium", "high", "critical")
+ProcessingStage = Literal["stage1", "stage2", "failed"]
+PROCESSING_STAGES: tuple[ProcessingStage, ...] = ("stage1", "stage2", "failed")
+
+ExecutionId = Annotated[int, Field(ge=1)]
+Count = Annotated[int, Field(ge=0)]
+Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Contract(BaseModel):
+    """Strict base: wrong types are errors (no coercion), unknown fields are errors."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class ExecutionSummary(Contract):
+    """One execution as the dashboard renders it (REST and `execution:batch`)."""
+
+    id: ExecutionId
+    workflow_id: str
+    camera_id: str
+    location: str | None = None
+    camera_type: str | None = None
+    status: str
+    started_at: datetime
+    stopped_at: datetime | None = None
+    processing_stage: ProcessingStage
+    has_smoke: bool | None = None
+    has_fire: bool | None = None
+    alert_level: AlertLevel | None = None
+    detection_count: Count | None = None
+    confidence: Confidence | None = None
+    has_image: bool = False
+    telegram_sent: bool | None = None
+    extracted_at: datetime | None = None
+    stage2_error: str | None = None
+    retry_count: Count = 0
+
+
+class ExecutionBatch(Contract):
+    """`executions.new` → SSE `execution:batch`."""
+
+    executions: Annotated[list[ExecutionSummary], Field(min_length=1)]
+    timestamp: datetime
+
+
+class ExtractedData(Contract):
+    has_smoke: bool
+    alert_level: AlertLevel | None
+    detection_count: Count
+    has_image: bool
+    telegram_sent: bool
+
+
+class Stage2Complete(Contract):
+    """`stage2.complete` → SSE `etl:stage2:complete` (seed: SSEStage2CompletionEvent)."""
+
+    execution_id: ExecutionId
+    stage: Literal["stage2"] = "stage2"
+    processing_time_ms: Annotated[float, Field(ge=0)]
+    extracted_data: ExtractedData
+    # Commit time of the Stage 2 transaction; the latency benchmark measures from here.
+    timestamp: datetime
+
+
+class Stage2Failed(Contract):
+    """`stage2.failed` → SSE `etl:stage2:failed` (seed: SSEStage2FailureEvent)."""
+
+    execution_id: ExecutionId
+    stage: Literal["stage2"] = "stage2"
+    error: Annotated[str, Field(min_length=1)]
+    retry_count: Count
+    timestamp: datetime
+
+
+BusMessage = ExecutionBatch | Stage2Complete | Stage2Failed
+
+
+class RoutingKey(StrEnum):
+    EXECUTIONS_NEW = "executions.new"
+    STAGE2_COMPLETE = "stage2.complete"
+    STAGE2_FAILED = "stage2.failed"
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    routing_key: RoutingKey
+    sse_event: str
+    model: type[BusMessage]
+
+
+# The one place that maps routing keys to SSE event names and payload models.
+EVENTS: dict[RoutingKey, EventSpec] = {
+    spec.routing_key: spec
+    for spec in (
+        EventSpec(RoutingKey.EXECUTIONS_NEW, "execution:batch", ExecutionBatch),
+        EventSpec(RoutingKey.STAGE2_COMPLETE, "etl:stage2:complete", Stage2Complete),
+        EventSpec(RoutingKey.STAGE2_FAILED, "etl:stage2:failed", Stage2Failed),
+    )
+}
+ROUTING_KEY_BY_MODEL: dict[type[BusMessage], RoutingKey] = {
+    spec.model: key for key, spec in EVENTS.items()
+}
+
+# SSE-only control events (never on the bus).
+SSE_CONNECTION = "connection"
+SSE_HEARTBEAT = "heartbeat"
+SSE_RESET = "reset"
+
+
+class ContractError(ValueError):
+    """A message that does not satisfy its contract (goes to the dead-letter queue)."""
+
+
+def spec_for(routing_key: str) -> EventSpec:
+    try:
+        return EVENTS[RoutingKey(routing_key)]
+    except ValueError:
+        raise ContractError(f"unknown routing key {routing_key!r}") from None
+
+
+def decode(routing_key: str, body: bytes, schema_version: object) -> BusMessage:
+    """Validate a bus message; raise ContractError naming what is wrong."""
+    spec = spec_for(routing_key)
+    if schema_version != SCHEMA_VERSION:
+        raise ContractError(
+            f"unsupported schema_version {schema_version!r} (expected {SCHEMA_VERSION})"
+        )
+    try:
+        return spec.model.model_validate_json(body)
+    except ValueError as exc:  # pydantic.ValidationError is a ValueError
+        raise ContractError(f"invalid {routing_key} payload: {exc}") from exc
+
+
+def encode(message: BusMessage) -> bytes:
+    return message.model_dump_json().encode()
