@@ -114,6 +114,16 @@ class Bus:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def add_reconnect_callback(self, callback: Callable[[], Awaitable[None] | None]) -> None:
+        """Call `callback` after each automatic reconnect (events may have been missed)."""
+        if self._connection is None:
+            raise BusError("bus is not connected")
+
+        def on_reconnect(*_: object) -> Awaitable[None] | None:
+            return callback()
+
+        self._connection.reconnect_callbacks.add(on_reconnect)
+
     @property
     def is_connected(self) -> bool:
         return self._connection is not None and not self._connection.is_closed
