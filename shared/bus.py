@@ -126,7 +126,12 @@ class Bus:
 
     @property
     def is_connected(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        # A robust connection is not "closed" while it reconnects; `connected` tells.
+        return (
+            self._connection is not None
+            and not self._connection.is_closed
+            and self._connection.connected.is_set()
+        )
 
     async def _declare_topology(self, channel: aio_pika.abc.AbstractChannel) -> AbstractExchange:
         exchange = await channel.declare_exchange(
