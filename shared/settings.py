@@ -7,10 +7,12 @@ and RabbitMQ of a developer machine.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class CommonSettings(BaseSettings):
@@ -55,15 +57,43 @@ class PollerSettings(CommonSettings):
     poller_batch_size: int = Field(default=200, ge=1)
     # Extra age beyond the look-back before a broadcast id may be trimmed.
     poller_trim_margin_s: float = Field(default=3600, ge=0)
+    poller_trim_interval_s: float = Field(default=300, gt=0)
+    # Bounds one tick's publish (and so its open claim transaction) while the broker is away.
+    poller_publish_timeout_s: float = Field(default=10.0, gt=0)
+    # How long start-up keeps retrying an unreachable broker before giving up.
+    poller_connect_retry_s: float = Field(default=60.0, ge=0)
 
 
 class GatewaySettings(CommonSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8000, ge=0, le=65535)
     gateway_token: str | None = None
-    cors_origins: list[str] = Field(default_factory=list)
+    # CORS_ORIGINS: comma-separated ("http://a,http://b") or a JSON list; "*" allows any.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     heartbeat_interval_s: float = Field(default=15.0, gt=0)
     replay_buffer_size: int = Field(default=5000, ge=1)
     client_queue_size: int = Field(default=1000, ge=1)
     image_dir: Path = Path("data/images")
     api_max_page_size: int = Field(default=200, ge=1)
+    # Seconds a dropped client's stream may take to end on its own before it is cut.
+    client_drop_grace_s: float = Field(default=1.0, ge=0)
+    # A single SSE write blocked this long means a dead peer: close the connection.
+    sse_send_timeout_s: float = Field(default=60.0, gt=0)
+    # How long startup waits for PostgreSQL and RabbitMQ to come up.
+    gateway_startup_timeout_s: float = Field(default=30.0, ge=0)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [origin.strip() for origin in text.split(",") if origin.strip()]
+        return value
+
+    @field_validator("gateway_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        # GATEWAY_TOKEN= (empty) means auth off, not "the empty token".
+        return None if value == "" else value

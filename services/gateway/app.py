@@ -1,0 +1,104 @@
+"""The gateway application: `create_app(settings)` wires resources, routes and the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from fastapi import FastAPI, HTTPException, status
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from services.gateway.consumer import start_consumer
+from services.gateway.deps import Resources
+from services.gateway.hub import Hub
+from services.gateway.metrics import build_registry
+from services.gateway.routes import events, executions, health
+from shared.bus import Bus
+from shared.db import create_pool, migrate
+from shared.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+T = TypeVar("T")
+
+
+async def _retry(what: str, attempt: Callable[[], Awaitable[T]], for_s: float) -> T:
+    """Retry a startup step while a dependency is still coming up."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + for_s
+    delay = 0.2
+    while True:
+        try:
+            return await attempt()
+        except (OSError, TimeoutError) as exc:
+            if loop.time() + delay > deadline:
+                raise
+            log.warning(f"{what} unreachable, retrying", extra={"error": repr(exc)})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _lifespan(resources: Resources) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    settings = resources.settings
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        timeout = settings.gateway_startup_timeout_s
+        await _retry("database", lambda: migrate(settings.database_url), timeout)
+        resources.pool = await create_pool(
+            settings.database_url, settings.db_pool_min, settings.db_pool_max
+        )
+        bus = Bus(settings.amqp_url, settings.exchange_name)
+        try:
+            await bus.connect(retry_for_s=timeout)
+            resources.bus = bus
+            queue = await start_consumer(bus, resources.hub)
+            log.info(
+                "gateway ready",
+                extra={
+                    "queue": queue,
+                    "url": f"http://{settings.gateway_host}:{settings.gateway_port}/",
+                },
+            )
+            yield
+        finally:
+            resources.hub.close()
+            await bus.close()
+            await resources.pool.close()
+
+    return lifespan
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    hub = Hub(replay_size=settings.replay_buffer_size, client_queue_size=settings.client_queue_size)
+    resources = Resources(settings=settings, hub=hub)
+    app = FastAPI(title="smokesignal gateway", lifespan=_lifespan(resources))
+    app.state.resources = resources
+    app.state.registry = build_registry(hub)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET"],
+            allow_headers=["Authorization", "Last-Event-ID"],
+        )
+    app.include_router(health.router)
+    app.include_router(events.router)
+    app.include_router(executions.router)
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        index = STATIC_DIR / "index.html"
+        if not index.is_file():
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "dashboard not built")
+        return FileResponse(index)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    return app

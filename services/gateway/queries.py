@@ -1,0 +1,131 @@
+"""Read-only SQL for the REST API: keyset-paginated listing, one execution, cameras."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from shared.contracts import AlertLevel, ExecutionSummary, ProcessingStage
+from shared.executions import SUMMARY_COLUMNS, summary_from_row
+
+
+class CursorError(ValueError):
+    """A pagination cursor that this API did not issue."""
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"before_id": last_id}).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        before_id = payload["before_id"]
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeError):
+        raise CursorError("invalid cursor: pass next_cursor from a previous page") from None
+    if not isinstance(before_id, int) or isinstance(before_id, bool) or before_id < 1:
+        raise CursorError("invalid cursor: pass next_cursor from a previous page")
+    return before_id
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionFilter:
+    has_smoke: bool | None = None
+    alert_level: AlertLevel | None = None
+    camera: str | None = None
+    since: datetime | None = None  # started_at >= since
+    until: datetime | None = None  # started_at < until
+    processing_stage: ProcessingStage | None = None
+
+    def where(self, args: list[Any]) -> list[str]:
+        """SQL conditions (alias e), appending their parameters to `args`."""
+        conditions: list[str] = []
+
+        def add(sql: str, value: Any) -> None:
+            args.append(value)
+            conditions.append(sql.format(f"${len(args)}"))
+
+        if self.has_smoke is not None:
+            add("e.has_smoke = {}", self.has_smoke)
+        if self.alert_level is not None:
+            add("e.alert_level = {}", self.alert_level)
+        if self.camera is not None:
+            add("e.camera_id = {}", self.camera)
+        if self.since is not None:
+            add("e.started_at >= {}", self.since)
+        if self.until is not None:
+            add("e.started_at < {}", self.until)
+        if self.processing_stage is not None:
+            add("e.processing_stage = {}", self.processing_stage)
+        return conditions
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[ExecutionSummary]
+    next_cursor: str | None
+
+
+async def list_executions(
+    pool: asyncpg.Pool, filters: ExecutionFilter, *, limit: int, before_id: int | None
+) -> Page:
+    """Newest first by id; one row more than asked tells whether a next page exists."""
+    args: list[Any] = []
+    conditions = filters.where(args)
+    if before_id is not None:
+        args.append(before_id)
+        conditions.append(f"e.id < ${len(args)}")
+    args.append(limit + 1)
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = await pool.fetch(
+        f"SELECT {SUMMARY_COLUMNS} FROM executions e {where} ORDER BY e.id DESC LIMIT ${len(args)}",
+        *args,
+    )
+    items = [summary_from_row(dict(row.items())) for row in rows[:limit]]
+    next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
+    return Page(items, next_cursor)
+
+
+async def get_execution(pool: asyncpg.Pool, execution_id: int) -> ExecutionSummary | None:
+    row = await pool.fetchrow(
+        f"SELECT {SUMMARY_COLUMNS} FROM executions e WHERE e.id = $1", execution_id
+    )
+    return None if row is None else summary_from_row(dict(row.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePaths:
+    """Paths relative to the image directory, as Stage 2 stored them."""
+
+    image: str | None
+    thumbnail: str | None
+
+
+async def get_image_paths(pool: asyncpg.Pool, execution_id: int) -> ImagePaths | None:
+    row = await pool.fetchrow(
+        "SELECT image_path, thumbnail_path FROM executions WHERE id = $1", execution_id
+    )
+    return None if row is None else ImagePaths(row["image_path"], row["thumbnail_path"])
+
+
+async def list_cameras(pool: asyncpg.Pool) -> list[str]:
+    """Distinct camera ids by a loose index scan: O(cameras · log n), not O(executions)."""
+    rows = await pool.fetch(
+        """
+        WITH RECURSIVE cameras AS (
+            (SELECT camera_id FROM executions ORDER BY camera_id LIMIT 1)
+            UNION ALL
+            SELECT (SELECT e.camera_id FROM executions e
+                    WHERE e.camera_id > c.camera_id ORDER BY e.camera_id LIMIT 1)
+            FROM cameras c WHERE c.camera_id IS NOT NULL
+        )
+        SELECT camera_id FROM cameras WHERE camera_id IS NOT NULL
+        """
+    )
+    return [row["camera_id"] for row in rows]

@@ -1,0 +1,32 @@
+"""GET /api/events: the Server-Sent Events stream."""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header
+
+from services.gateway.deps import HubDep, Settings, require_token
+from services.gateway.stream import ClientStreamResponse, client_events, heartbeat_factory
+
+router = APIRouter(prefix="/api", tags=["events"], dependencies=[Depends(require_token)])
+
+
+@router.get("/events", response_class=ClientStreamResponse)
+async def stream_events(
+    hub: HubDep,
+    settings: Settings,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> ClientStreamResponse:
+    """`connection`, then missed events (or `reset`), then live events and `heartbeat`s."""
+    client, backlog = hub.subscribe(last_event_id)
+    return ClientStreamResponse(
+        hub,
+        client,
+        client_events(hub, client, backlog, last_event_id),
+        drop_grace_s=settings.client_drop_grace_s,
+        ping=settings.heartbeat_interval_s,
+        ping_message_factory=functools.partial(heartbeat_factory, hub),
+        send_timeout=settings.sse_send_timeout_s,
+    )

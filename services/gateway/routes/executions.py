@@ -1,0 +1,142 @@
+"""Executions and cameras: the dashboard's first page, lookups by id, images."""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+
+from services.gateway import queries
+from services.gateway.deps import Pool, Settings, require_token
+from shared.contracts import AlertLevel, ExecutionSummary, ProcessingStage
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api", tags=["executions"], dependencies=[Depends(require_token)])
+
+
+class ExecutionPage(BaseModel):
+    items: list[ExecutionSummary]
+    next_cursor: str | None
+
+
+class CameraList(BaseModel):
+    cameras: list[str]
+
+
+# BIGINT range: anything else can name no execution (and would overflow the driver).
+ExecutionIdParam = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
+# Text PostgreSQL can compare (no NUL bytes).
+CameraParam = Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+
+
+def _query_error(name: str, message: str, value: object) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("query", name), "msg": message, "input": value}]
+    )
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    # An ISO-8601 time without an offset is taken as UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _not_found(execution_id: int) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"execution {execution_id} not found")
+
+
+@router.get("/executions")
+async def list_executions(
+    pool: Pool,
+    settings: Settings,
+    limit: Annotated[int, Query(ge=1)] = 50,
+    cursor: str | None = None,
+    has_smoke: bool | None = None,
+    alert_level: AlertLevel | None = None,
+    camera: CameraParam = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    processing_stage: ProcessingStage | None = None,
+) -> ExecutionPage:
+    """Newest first (by id), keyset-paginated: pass `next_cursor` back as `cursor`."""
+    if limit > settings.api_max_page_size:
+        raise _query_error("limit", f"limit must be at most {settings.api_max_page_size}", limit)
+    before_id = None
+    if cursor:
+        try:
+            before_id = queries.decode_cursor(cursor)
+        except queries.CursorError as exc:
+            raise _query_error("cursor", str(exc), cursor) from None
+    since, until = _as_utc(since), _as_utc(until)
+    if since is not None and until is not None and since >= until:
+        raise _query_error("until", "until must be later than since", until.isoformat())
+    filters = queries.ExecutionFilter(
+        has_smoke=has_smoke,
+        alert_level=alert_level,
+        camera=camera,
+        since=since,
+        until=until,
+        processing_stage=processing_stage,
+    )
+    page = await queries.list_executions(pool, filters, limit=limit, before_id=before_id)
+    return ExecutionPage(items=page.items, next_cursor=page.next_cursor)
+
+
+@router.get("/executions/{execution_id}", responses={404: {"description": "no such execution"}})
+async def get_execution(execution_id: ExecutionIdParam, pool: Pool) -> ExecutionSummary:
+    execution = await queries.get_execution(pool, execution_id)
+    if execution is None:
+        raise _not_found(execution_id)
+    return execution
+
+
+async def _image_response(
+    pool: Pool, settings: Settings, execution_id: int, kind: Literal["image", "thumbnail"]
+) -> FileResponse:
+    paths = await queries.get_image_paths(pool, execution_id)
+    if paths is None:
+        raise _not_found(execution_id)
+    relative = paths.image if kind == "image" else paths.thumbnail
+    path = resolve_image(settings.image_dir, relative)
+    if path is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"execution {execution_id} has no {kind}")
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media_type)
+
+
+def resolve_image(image_dir: Path, relative: str | None) -> Path | None:
+    """The file for a stored relative path, or None if absent or outside image_dir."""
+    if not relative:
+        return None
+    root = image_dir.resolve()
+    candidate = (root / relative).resolve()
+    if not candidate.is_relative_to(root):
+        log.warning("refused image path outside the image directory", extra={"path": relative})
+        return None
+    return candidate if candidate.is_file() else None
+
+
+@router.get("/executions/{execution_id}/image", response_class=FileResponse)
+async def get_image(execution_id: ExecutionIdParam, pool: Pool, settings: Settings) -> FileResponse:
+    return await _image_response(pool, settings, execution_id, "image")
+
+
+@router.get("/executions/{execution_id}/thumbnail", response_class=FileResponse)
+async def get_thumbnail(
+    execution_id: ExecutionIdParam, pool: Pool, settings: Settings
+) -> FileResponse:
+    return await _image_response(pool, settings, execution_id, "thumbnail")
+
+
+@router.get("/cameras")
+async def list_cameras(pool: Pool) -> CameraList:
+    return CameraList(cameras=await queries.list_cameras(pool))

@@ -1,0 +1,216 @@
+// Dashboard wiring: REST pages and live events go into the store, the store's states go
+// onto the screen. The store holds exactly the executions the gallery shows.
+
+import { getExecution, getExecutionRetrying, listCameras, listExecutions } from "./api.js";
+import { adoptTokenFromUrl } from "./auth.js";
+import { DetailView } from "./detail.js";
+import { fillCameras, readFilters } from "./filters.js";
+import { Gallery } from "./gallery.js";
+import { LiveConnection } from "./live.js";
+import { Announcer, ConnectionBadge, ErrorBanner } from "./status.js";
+import { ExecutionStore, completedState, failedState, matchesFilters } from "./store.js";
+
+const FIRST_CONNECTION_WAIT_MS = 5000;
+
+const form = document.getElementById("filters");
+const galleryList = document.getElementById("gallery");
+const emptyNote = document.getElementById("gallery-empty");
+const loadMoreButton = document.getElementById("load-more");
+const shownCount = document.getElementById("shown-count");
+
+const store = new ExecutionStore();
+const gallery = new Gallery(galleryList, { onOpen: openDetail });
+const detail = new DetailView(document.getElementById("detail"));
+const badge = new ConnectionBadge(document.getElementById("connection-status"));
+const errors = new ErrorBanner(document.getElementById("error-banner"));
+const announcer = new Announcer(document.getElementById("announcer"));
+
+let filters = readFilters(form);
+let generation = 0; // bumped by every reload; late answers for an older one are dropped
+let pageRequest = null; // AbortController of the page load in flight
+let nextCursor = null;
+const fetches = new Map(); // id → in-flight fetch, so concurrent events share one request
+
+// -- rendering ---------------------------------------------------------------
+
+/** Put a changed state on screen (or take it off, if it no longer passes the filters). */
+function render(state, { highlight = false } = {}) {
+  if (matchesFilters(state, filters)) {
+    gallery.show(state, { highlight });
+  } else {
+    gallery.remove(state.id);
+    store.delete(state.id);
+  }
+  detail.refresh(state);
+  updateCounts();
+}
+
+function updateCounts() {
+  shownCount.textContent = String(gallery.size);
+  emptyNote.hidden = gallery.size > 0 || pageRequest !== null;
+}
+
+function updateLoadMore() {
+  loadMoreButton.hidden = nextCursor == null;
+  loadMoreButton.disabled = pageRequest !== null;
+}
+
+// -- REST --------------------------------------------------------------------
+
+async function loadPage(cursor) {
+  pageRequest?.abort();
+  const request = new AbortController();
+  pageRequest = request;
+  const loadingGeneration = generation;
+  galleryList.setAttribute("aria-busy", "true");
+  updateLoadMore();
+  try {
+    const page = await listExecutions(filters, cursor, { signal: request.signal });
+    if (loadingGeneration !== generation) return;
+    // The server applied the filters; merging keeps fresher live knowledge.
+    gallery.showAll(page.items.map((summary) => store.upsert(summary)));
+    nextCursor = page.next_cursor ?? null;
+    errors.clear();
+  } catch (error) {
+    if (error.name !== "AbortError") errors.show(`Could not load executions: ${error.message}`);
+  } finally {
+    if (pageRequest === request) {
+      pageRequest = null;
+      galleryList.setAttribute("aria-busy", "false");
+    }
+    updateLoadMore();
+    updateCounts();
+  }
+}
+
+/** Start over from the first page (filters changed, `reset`, or an unresumable reconnect). */
+function reload() {
+  generation += 1;
+  store.clear();
+  gallery.clear();
+  nextCursor = null;
+  return loadPage(null);
+}
+
+async function loadCameras() {
+  try {
+    fillCameras(form, await listCameras());
+  } catch (error) {
+    errors.show(`Could not load cameras: ${error.message}`);
+  }
+}
+
+/**
+ * An event names an execution the gallery does not have: fetch it by id, apply the
+ * event on top (the event may be newer than the row we read) and show it if it passes
+ * the filters.
+ */
+async function fetchAndShow(id, applyEvent) {
+  const fetchGeneration = generation;
+  let request = fetches.get(id);
+  if (!request) {
+    request = getExecutionRetrying(id).finally(() => fetches.delete(id));
+    fetches.set(id, request);
+  }
+  let summary;
+  try {
+    summary = await request;
+  } catch (error) {
+    errors.show(`Could not fetch execution ${id}: ${error.message}`);
+    return;
+  }
+  if (summary == null || fetchGeneration !== generation) return;
+  const known = store.has(id);
+  const next = applyEvent(known ? store.upsert(summary) : summary);
+  if (!known && !matchesFilters(next, filters)) return;
+  store.put(next);
+  render(next, { highlight: !known });
+  if (!known) announcer.newExecutions(1);
+}
+
+async function openDetail(id) {
+  const state = store.get(id);
+  if (!state) return;
+  detail.open(state);
+  try {
+    // The list row lacks nothing today, but the detail is worth one fresh read.
+    const fresh = await getExecution(id);
+    if (fresh && store.has(id)) render(store.upsert(fresh));
+  } catch {
+    // keep showing what we have
+  }
+}
+
+// -- live events -------------------------------------------------------------
+
+function onBatch({ executions }) {
+  let added = 0;
+  for (const summary of executions ?? []) {
+    const known = store.has(summary.id);
+    if (!known && !matchesFilters(summary, filters)) continue;
+    render(store.upsert(summary), { highlight: !known });
+    if (!known) added += 1;
+  }
+  announcer.newExecutions(added);
+}
+
+function onComplete(event) {
+  const state = store.applyComplete(event);
+  if (state) render(state);
+  else fetchAndShow(event.execution_id, (base) => completedState(base, event));
+}
+
+function onFailed(event) {
+  const state = store.applyFailed(event);
+  if (state) {
+    render(state);
+    announcer.failed(event.execution_id);
+  } else {
+    fetchAndShow(event.execution_id, (base) => failedState(base, event));
+  }
+}
+
+// -- start -------------------------------------------------------------------
+
+form.addEventListener("change", () => {
+  filters = readFilters(form);
+  reload();
+});
+form.addEventListener("submit", (event) => event.preventDefault());
+loadMoreButton.addEventListener("click", () => {
+  if (nextCursor != null) loadPage(nextCursor);
+});
+
+async function main() {
+  adoptTokenFromUrl();
+  // Settles the token first (a 401 asks for it), so the stream opens authorised.
+  await loadCameras();
+
+  let firstConnection;
+  const connected = new Promise((resolve) => {
+    firstConnection = resolve;
+  });
+  const live = new LiveConnection({
+    handlers: {
+      "execution:batch": onBatch,
+      "etl:stage2:complete": onComplete,
+      "etl:stage2:failed": onFailed,
+      reset: () => reload(),
+      resync: () => reload(),
+      beforeReopen: () => listCameras(),
+    },
+    onStatus: (status) => {
+      badge.show(status);
+      if (status.state === "live") firstConnection();
+    },
+  });
+  live.start();
+  // Subscribed before the first page is read, so nothing falls between the two.
+  await Promise.race([
+    connected,
+    new Promise((resolve) => setTimeout(resolve, FIRST_CONNECTION_WAIT_MS)),
+  ]);
+  await reload();
+}
+
+main();

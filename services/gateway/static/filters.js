@@ -1,0 +1,19 @@
+// The filter form ↔ a plain filters object (the REST API's query parameters).
+
+export function readFilters(form) {
+  const data = new FormData(form);
+  return {
+    has_smoke: data.get("has_smoke") === "true" ? true : null,
+    alert_level: data.get("alert_level") || null,
+    camera: data.get("camera") || null,
+    processing_stage: data.get("processing_stage") || null,
+  };
+}
+
+export function fillCameras(form, cameras) {
+  const select = form.elements.camera;
+  const chosen = select.value;
+  const options = cameras.map(({ id, label }) => new Option(label, id));
+  select.replaceChildren(new Option("All cameras", ""), ...options);
+  select.value = cameras.some((camera) => camera.id === chosen) ? chosen : "";
+}
