@@ -1,0 +1,132 @@
+"""Execution images: decode, verify with Pillow, store the original and a thumbnail.
+
+Only relative paths (under the configured image directory) leave this module;
+the gateway serves them from its own IMAGE_DIR.
+"""
+
+from __future__ import annotations
+
+import binascii
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from services.etl.errors import InvalidImage
+from services.etl.raw_format import RawImage
+
+# Pillow format name -> (mime type, file extension).
+FORMATS: dict[str, tuple[str, str]] = {
+    "JPEG": ("image/jpeg", "jpg"),
+    "PNG": ("image/png", "png"),
+    "WEBP": ("image/webp", "webp"),
+}
+THUMBNAIL_QUALITY = 80
+
+
+@dataclass(frozen=True, slots=True)
+class ImageLimits:
+    max_bytes: int
+    max_pixels: int
+    thumbnail_px: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    image_path: str  # relative to the image directory
+    thumbnail_path: str
+    width: int
+    height: int
+
+
+def decode_base64(data: str, max_bytes: int) -> bytes:
+    """The image bytes; InvalidImage for bad base64 or an oversized image."""
+    compact = "".join(data.split())  # tolerate MIME-style line breaks
+    # Checked before decoding so an oversized payload costs no memory twice.
+    approx_size = len(compact) * 3 // 4
+    if approx_size > max_bytes:
+        raise InvalidImage(
+            f"image is about {approx_size} bytes, over the limit of {max_bytes} "
+            "(ETL_MAX_IMAGE_BYTES)"
+        )
+    try:
+        return binascii.a2b_base64(compact, strict_mode=True)
+    except binascii.Error as exc:
+        raise InvalidImage(f"image.data_base64 is not valid base64: {exc}") from None
+
+
+def load_image(data: bytes, declared_mime: str, max_pixels: int) -> Image.Image:
+    """Fully decode the image (catches truncation); reject non-images and bombs."""
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise InvalidImage("image.data_base64 is not an image Pillow can identify") from None
+    except Image.DecompressionBombError as exc:
+        raise InvalidImage(f"image rejected as a decompression bomb: {exc}") from None
+    if image.format not in FORMATS:
+        raise InvalidImage(f"image format {image.format} is not one of JPEG, PNG, WEBP")
+    actual_mime = FORMATS[image.format][0]
+    if actual_mime != declared_mime:
+        raise InvalidImage(
+            f"image.mime_type is {declared_mime} but the data is a {image.format} image"
+        )
+    width, height = image.size
+    if width * height > max_pixels:
+        raise InvalidImage(
+            f"image is {width}x{height} = {width * height} pixels, over the limit of "
+            f"{max_pixels} (ETL_MAX_IMAGE_PIXELS; decompression bomb guard)"
+        )
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImage(f"image data is corrupt: {exc}") from None
+    return image
+
+
+def make_thumbnail(image: Image.Image, max_px: int) -> bytes:
+    thumbnail = image.convert("RGB")
+    thumbnail.thumbnail((max_px, max_px))
+    out = io.BytesIO()
+    thumbnail.save(out, format="JPEG", quality=THUMBNAIL_QUALITY)
+    return out.getvalue()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Readers never see a half-written file; a retry simply overwrites it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def relative_paths(execution_id: int, extension: str) -> tuple[str, str]:
+    # A thousand executions per directory keeps directories small.
+    shard = execution_id // 1000
+    return f"originals/{shard}/{execution_id}.{extension}", f"thumbnails/{shard}/{execution_id}.jpg"
+
+
+def save_execution_image(
+    raw_image: RawImage, execution_id: int, image_dir: Path, limits: ImageLimits
+) -> StoredImage:
+    """Decode, verify, and write original + thumbnail (blocking: run it in a thread)."""
+    data = decode_base64(raw_image.data_base64, limits.max_bytes)
+    if len(data) > limits.max_bytes:
+        raise InvalidImage(
+            f"image is {len(data)} bytes, over the limit of {limits.max_bytes} "
+            "(ETL_MAX_IMAGE_BYTES)"
+        )
+    image = load_image(data, raw_image.mime_type, limits.max_pixels)
+    assert image.format is not None  # load_image checked it
+    image_path, thumbnail_path = relative_paths(execution_id, FORMATS[image.format][1])
+    thumbnail = make_thumbnail(image, limits.thumbnail_px)
+    write_atomically(image_dir / image_path, data)
+    write_atomically(image_dir / thumbnail_path, thumbnail)
+    return StoredImage(image_path, thumbnail_path, image.width, image.height)

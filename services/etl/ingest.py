@@ -1,0 +1,129 @@
+"""Stage 1 ingest: record a raw execution (metadata row + raw JSON); the trigger enqueues Stage 2.
+
+Only the envelope is validated here (fast); Stage 2 validates the rest. Bad
+input raises MalformedExecution and is recorded in `rejected_inputs`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from services.etl import metrics
+from services.etl.errors import MalformedExecution
+from services.etl.raw_format import parse_envelope
+
+log = logging.getLogger(__name__)
+
+EXCERPT_CHARS = 1000
+
+# One statement, so it is atomic without an explicit transaction: the execution
+# row (its trigger enqueues the job) and the raw payload land together or not at all.
+_INSERT_EXECUTION = """
+WITH inserted AS (
+    INSERT INTO executions
+        (id, workflow_id, camera_id, location, camera_type, status, started_at, stopped_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+)
+INSERT INTO execution_raw (execution_id, payload)
+SELECT id, $9 FROM inserted
+RETURNING execution_id
+"""
+
+ConnOrPool = asyncpg.Pool | asyncpg.Connection
+
+
+def _text(raw: str | bytes) -> str:
+    if isinstance(raw, str):
+        return raw
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedExecution(f"malformed raw execution: not UTF-8 text ({exc})") from None
+
+
+def _excerpt(raw: str | bytes) -> str:
+    text = raw if isinstance(raw, str) else raw[: EXCERPT_CHARS * 4].decode("utf-8", "replace")
+    # PostgreSQL text cannot hold NUL.
+    return text[:EXCERPT_CHARS].replace("\x00", "\ufffd")
+
+
+async def record_rejected(
+    conn_or_pool: ConnOrPool, source: str, error: str, raw: str | bytes
+) -> None:
+    await conn_or_pool.execute(
+        "INSERT INTO rejected_inputs (source, error, excerpt) VALUES ($1, $2, $3)",
+        source,
+        error,
+        _excerpt(raw),
+    )
+
+
+async def ingest_execution(
+    conn_or_pool: ConnOrPool, raw: str | bytes, *, source: str = "ingest"
+) -> int:
+    """Store a raw execution; return its id. A duplicate id is a no-op.
+
+    Raises MalformedExecution (after recording the input in rejected_inputs)
+    when the text is not a raw execution with a valid envelope.
+    """
+    try:
+        text = _text(raw)
+        if "\x00" in text:
+            raise MalformedExecution("malformed raw execution: contains a NUL character")
+        envelope = parse_envelope(text)
+    except MalformedExecution as exc:
+        await record_rejected(conn_or_pool, source, str(exc), raw)
+        metrics.INGESTED.labels("rejected").inc()
+        log.warning("rejected raw execution", extra={"source": source, "error": str(exc)})
+        raise
+    meta = envelope.metadata
+    stored = await conn_or_pool.fetchval(
+        _INSERT_EXECUTION,
+        envelope.execution_id,
+        envelope.workflow_id,
+        meta.device_id,
+        meta.location,
+        meta.camera_type,
+        envelope.status,
+        envelope.started_at,
+        envelope.stopped_at,
+        text,
+    )
+    result = "stored" if stored is not None else "duplicate"
+    metrics.INGESTED.labels(result).inc()
+    log.info(
+        "ingested execution" if stored is not None else "duplicate execution ignored",
+        extra={"execution_id": envelope.execution_id, "source": source},
+    )
+    return envelope.execution_id
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    path: Path
+    execution_id: int | None = None
+    error: str | None = None
+
+
+async def ingest_files(pool: asyncpg.Pool, paths: list[Path]) -> list[FileOutcome]:
+    """Ingest each file (one raw execution per file); a bad file never stops the rest."""
+    outcomes = []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            outcomes.append(FileOutcome(path, error=f"cannot read file: {exc.strerror or exc}"))
+            continue
+        try:
+            execution_id = await ingest_execution(pool, data, source=f"file:{path}")
+        except MalformedExecution as exc:
+            outcomes.append(FileOutcome(path, error=str(exc)))
+        else:
+            outcomes.append(FileOutcome(path, execution_id=execution_id))
+    return outcomes
