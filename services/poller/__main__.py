@@ -1,0 +1,49 @@
+"""`python -m services.poller`: wire settings, PostgreSQL, RabbitMQ and the poll loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from services.poller.loop import run_poller
+from shared.bus import Bus
+from shared.db import create_pool, migrate
+from shared.lifecycle import serve_metrics, stop_on_signals
+from shared.logs import configure_logging
+from shared.settings import PollerSettings
+
+log = logging.getLogger("services.poller")
+
+
+async def main(settings: PollerSettings) -> None:
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    serve_metrics(settings.metrics_port)
+    await migrate(settings.database_url)
+    pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+    bus = Bus(
+        settings.amqp_url,
+        settings.exchange_name,
+        publish_timeout_s=settings.poller_publish_timeout_s,
+    )
+    try:
+        await bus.connect(retry_for_s=settings.poller_connect_retry_s)
+        log.info(
+            "poller started",
+            extra={
+                "interval_s": settings.poller_interval_s,
+                "lookback_s": settings.poller_lookback_s,
+                "batch_size": settings.poller_batch_size,
+            },
+        )
+        await run_poller(pool, bus, settings, stop)
+    finally:
+        await bus.close()
+        await pool.close()
+    log.info("poller stopped")
+
+
+if __name__ == "__main__":
+    settings = PollerSettings()
+    configure_logging(settings.log_level, "poller")
+    asyncio.run(main(settings))

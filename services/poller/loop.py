@@ -1,0 +1,71 @@
+"""The poll loop: a cycle every interval, back-to-back while a backlog drains."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import asyncpg
+
+from services.poller.metrics import BATCH_SIZE, CYCLE_ERRORS, CYCLE_SECONDS, EXECUTIONS_BROADCAST
+from services.poller.tick import poll_once
+from services.poller.trim import trim_poller_state
+from shared.bus import Bus, BusError
+from shared.settings import PollerSettings
+
+log = logging.getLogger(__name__)
+
+# Failures a cycle survives: the transaction rolled back, the next cycle retries.
+_DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+async def run_poller(
+    pool: asyncpg.Pool,
+    bus: Bus,
+    settings: PollerSettings,
+    stop: asyncio.Event,
+    on_published: Callable[[list[int]], None] | None = None,
+) -> None:
+    """Poll until `stop` is set; the cycle in progress always finishes (commit or rollback)."""
+    loop = asyncio.get_running_loop()
+    next_trim = loop.time()
+    while not stop.is_set():
+        if loop.time() >= next_trim:
+            next_trim = loop.time() + settings.poller_trim_interval_s
+            await _trim(pool, settings)
+        ids = await _cycle(pool, bus, settings)
+        if ids and on_published is not None:
+            on_published(ids)
+        if len(ids) < settings.poller_batch_size:
+            # A full batch means more is waiting: go again at once instead of sleeping.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.poller_interval_s)
+
+
+async def _cycle(pool: asyncpg.Pool, bus: Bus, settings: PollerSettings) -> list[int]:
+    started = time.perf_counter()
+    try:
+        ids = await poll_once(pool, bus, settings)
+    except BusError as exc:
+        CYCLE_ERRORS.labels("bus").inc()
+        log.warning("publish failed; claim rolled back, retrying", extra={"error": str(exc)})
+        return []
+    except _DATABASE_ERRORS as exc:
+        CYCLE_ERRORS.labels("database").inc()
+        log.warning("database unavailable; retrying", extra={"error": repr(exc)})
+        return []
+    CYCLE_SECONDS.observe(time.perf_counter() - started)
+    if ids:
+        EXECUTIONS_BROADCAST.inc(len(ids))
+        BATCH_SIZE.observe(len(ids))
+    return ids
+
+
+async def _trim(pool: asyncpg.Pool, settings: PollerSettings) -> None:
+    try:
+        await trim_poller_state(pool, settings)
+    except _DATABASE_ERRORS as exc:
+        log.warning("trim failed; retrying next interval", extra={"error": repr(exc)})

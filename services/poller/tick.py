@@ -1,0 +1,63 @@
+"""One poll cycle: claim unbroadcast completions and publish them as one batch."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+from pydantic import ValidationError
+
+from services.poller.metrics import REJECTED
+from services.poller.queries import CLAIM_SQL, RECORD_REJECTED_SQL
+from shared.bus import Bus
+from shared.contracts import ExecutionBatch, ExecutionSummary
+from shared.executions import summary_from_row
+from shared.settings import PollerSettings
+
+log = logging.getLogger(__name__)
+
+
+async def poll_once(pool: asyncpg.Pool, bus: Bus, settings: PollerSettings) -> list[int]:
+    """Claim and publish one batch; return the ids published (oldest completion first).
+
+    The claim and the publish share one transaction: if the publish fails
+    (BusError, raised to the caller) nothing stays claimed and the next cycle
+    retries the same executions.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            CLAIM_SQL, float(settings.poller_lookback_s), settings.poller_batch_size
+        )
+        if not rows:
+            return []
+        summaries = await _summaries_or_record(conn, rows)
+        if summaries:
+            await bus.publish(ExecutionBatch(executions=summaries, timestamp=datetime.now(UTC)))
+    ids = [summary.id for summary in summaries]
+    if ids:
+        log.info(
+            "published executions.new batch",
+            extra={"execution_ids": ids, "count": len(ids)},
+        )
+    return ids
+
+
+async def _summaries_or_record(
+    conn: PoolConnectionProxy[asyncpg.Record], rows: list[asyncpg.Record]
+) -> list[ExecutionSummary]:
+    """Valid rows become summaries; an invalid row is recorded and left out, not retried."""
+    summaries: list[ExecutionSummary] = []
+    for row in rows:
+        try:
+            summaries.append(summary_from_row(dict(row)))
+        except ValidationError as exc:
+            error = f"execution {row['id']} does not satisfy ExecutionSummary: {exc}"
+            log.error(
+                "claimed execution is not publishable; recorded in rejected_inputs",
+                extra={"execution_id": row["id"], "error": str(exc)[:2000]},
+            )
+            await conn.execute(RECORD_REJECTED_SQL, error[:4000], repr(dict(row))[:2000])
+            REJECTED.inc()
+    return summaries

@@ -1,0 +1,133 @@
+"""Helpers for the poller tests: settings, executions written with plain SQL, a batch collector."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from shared.bus import Bus, Delivery
+from shared.contracts import ExecutionBatch, ExecutionSummary, RoutingKey
+from shared.settings import PollerSettings
+
+Db = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]
+
+# Flush markers use ids no test execution has.
+_SENTINEL_IDS = itertools.count(10**15)
+
+
+def poller_settings(database_url: str, amqp_url: str, exchange_name: str, **overrides: Any):
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "amqp_url": amqp_url,
+        "exchange_name": exchange_name,
+        "poller_interval_s": 0.02,
+        "poller_batch_size": 50,
+    }
+    values.update(overrides)
+    return PollerSettings(**values)
+
+
+async def insert_executions(db: Db, ids: Iterable[int]) -> None:
+    """New executions, Stage 1 only (not completed)."""
+    await db.execute(
+        """INSERT INTO executions (id, workflow_id, camera_id, location, camera_type,
+                                   status, started_at)
+           SELECT id, 'wf-1', 'sai-cam-node-07', 'Ridge', 'rtsp', 'success', now()
+           FROM unnest($1::bigint[]) AS id""",
+        list(ids),
+    )
+
+
+async def complete(db: Db, ids: Iterable[int], age_s: float = 0.0) -> None:
+    """What Stage 2 does on success: results in, extracted_at = now() - age_s."""
+    await db.execute(
+        """UPDATE executions
+           SET processing_stage = 'stage2', has_smoke = (id % 2 = 0), has_fire = false,
+               alert_level = 'low', detection_count = 1, confidence = 0.8,
+               telegram_sent = false, stopped_at = now(),
+               extracted_at = now() - make_interval(secs => $2)
+           WHERE id = ANY($1::bigint[])""",
+        list(ids),
+        float(age_s),
+    )
+
+
+async def broadcast_set(db: Db) -> set[int]:
+    return {r["execution_id"] for r in await db.fetch("SELECT execution_id FROM broadcast_ids")}
+
+
+async def wait_until(predicate: Callable[[], bool], guard_s: float = 60, what: str = "") -> None:
+    """Poll a condition; guard_s only stops a hang, it is not a performance bound."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + guard_s
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        await asyncio.sleep(0.02)
+
+
+class BatchCollector:
+    """Every execution id received in executions.new batches, duplicates kept."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.batches: list[ExecutionBatch] = []
+        self._sentinels: set[int] = set()
+
+    @classmethod
+    async def subscribe(cls, bus: Bus, name: str = "poller-test") -> BatchCollector:
+        collector = cls()
+        await bus.consume(
+            f"{bus.exchange_name}.{name}",
+            [RoutingKey.EXECUTIONS_NEW.value],
+            collector._handle,
+            durable=False,
+            exclusive=True,
+        )
+        return collector
+
+    async def _handle(self, delivery: Delivery) -> None:
+        batch = delivery.message
+        assert isinstance(batch, ExecutionBatch)
+        ids = [summary.id for summary in batch.executions]
+        if len(ids) == 1 and ids[0] >= 10**15:
+            self._sentinels.add(ids[0])
+            return
+        self.batches.append(batch)
+        self.ids.extend(ids)
+
+    @property
+    def counts(self) -> Counter[int]:
+        return Counter(self.ids)
+
+    def has_all(self, expected: Iterable[int]) -> bool:
+        return set(expected) <= set(self.ids)
+
+    async def wait_for(self, expected: Iterable[int], guard_s: float = 60) -> None:
+        wanted = set(expected)
+        await wait_until(lambda: self.has_all(wanted), guard_s, f"ids {sorted(wanted)[:20]}…")
+
+    async def flush(self, bus: Bus, guard_s: float = 30) -> None:
+        """Return once everything confirmed before this call has been delivered here.
+
+        A marker published after the publishers' confirms is queued behind their
+        messages, and a queue delivers in order.
+        """
+        sentinel = next(_SENTINEL_IDS)
+        marker = ExecutionSummary(
+            id=sentinel,
+            workflow_id="flush",
+            camera_id="flush",
+            status="flush",
+            started_at=datetime.now(UTC),
+            processing_stage="stage2",
+        )
+        await bus.publish(ExecutionBatch(executions=[marker], timestamp=datetime.now(UTC)))
+        await wait_until(lambda: sentinel in self._sentinels, guard_s, "flush marker")

@@ -1,0 +1,209 @@
+"""poll_once against real PostgreSQL and RabbitMQ: what is selected, claimed and published."""
+
+from __future__ import annotations
+
+import random
+
+import asyncpg
+
+from services.poller.queries import CLAIM_SQL
+from services.poller.tick import poll_once
+from shared.bus import Bus
+from tests.poller.support import (
+    BatchCollector,
+    broadcast_set,
+    complete,
+    insert_executions,
+    poller_settings,
+)
+
+
+def old_cursor_poll(
+    latest_newest_first: list[asyncpg.Record], last_known_id: int | None
+) -> tuple[list[int], int | None]:
+    """The seed's Bug 1 (sse.ts:540-562) in Python: newest first, break at the cursor."""
+    new_executions: list[int] = []
+    for execution in latest_newest_first:
+        if execution["id"] == last_known_id:
+            break
+        if execution["extracted_at"] is not None:
+            new_executions.append(execution["id"])
+    if new_executions:
+        last_known_id = new_executions[0]
+    return new_executions, last_known_id
+
+
+async def test_seed_scenario_late_completion_is_broadcast_where_the_old_cursor_misses_it(
+    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+) -> None:
+    settings = poller_settings(database_url, amqp_url, bus.exchange_name)
+    collector = await BatchCollector.subscribe(bus)
+    await insert_executions(db_pool, [200, 201])
+    cursor: int | None = None
+    ours: list[list[int]] = []
+    old: list[list[int]] = []
+
+    async def tick() -> None:
+        nonlocal cursor
+        ours.append(await poll_once(db_pool, bus, settings))
+        latest = await db_pool.fetch(
+            "SELECT id, extracted_at FROM executions ORDER BY id DESC LIMIT 50"
+        )
+        new, cursor = old_cursor_poll(latest, cursor)
+        old.append(new)
+
+    await tick()  # neither has finished Stage 2
+    await complete(db_pool, [201])  # the fast one finishes first
+    await tick()
+    await complete(db_pool, [200])  # the slow one finishes later
+    await tick()
+    await tick()
+
+    assert old == [[], [201], [], []], "the reference must reproduce the seed's bug"
+    assert ours == [[], [201], [200], []]
+    await collector.flush(bus)
+    assert collector.ids == [201, 200]
+    summary = collector.batches[1].executions[0]
+    assert summary.id == 200
+    assert summary.extracted_at is not None
+    assert summary.processing_stage == "stage2"
+    assert summary.alert_level == "low"
+    assert summary.camera_id == "sai-cam-node-07"
+    assert await broadcast_set(db_pool) == {200, 201}
+
+
+async def test_completion_committed_late_with_an_older_extracted_at_is_published(
+    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+) -> None:
+    """No cursor: a completion that commits after newer ones were broadcast is still found."""
+    settings = poller_settings(database_url, amqp_url, bus.exchange_name)
+    await insert_executions(db_pool, [1, 2, 3])
+    async with db_pool.acquire() as slow:
+        transaction = slow.transaction()
+        await transaction.start()
+        await complete(slow, [1], age_s=120)  # extracted_at two minutes ago, not committed
+        await complete(db_pool, [2, 3])
+        assert await poll_once(db_pool, bus, settings) == [2, 3]
+        await transaction.commit()
+    assert await poll_once(db_pool, bus, settings) == [1]
+    assert await poll_once(db_pool, bus, settings) == []
+
+
+async def test_thousand_executions_completed_in_random_order_are_each_published_once(
+    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+) -> None:
+    settings = poller_settings(database_url, amqp_url, bus.exchange_name, poller_batch_size=40)
+    collector = await BatchCollector.subscribe(bus)
+    ids = list(range(1, 1001))
+    await insert_executions(db_pool, ids)
+    order = ids[:]
+    random.Random(4).shuffle(order)
+    returned: list[int] = []
+    position = 0
+    rng = random.Random(9)
+    while position < len(order):
+        step = rng.randint(1, 60)
+        # Older extracted_at for some: completion time does not follow id or commit order.
+        await complete(db_pool, order[position : position + step], age_s=rng.choice([0, 30, 600]))
+        position += step
+        for _ in range(rng.randint(0, 2)):
+            returned += await poll_once(db_pool, bus, settings)
+    while batch := await poll_once(db_pool, bus, settings):
+        returned += batch
+    assert sorted(returned) == ids
+    await collector.flush(bus)
+    assert sorted(collector.ids) == ids
+    assert all(len(batch.executions) <= 40 for batch in collector.batches)
+    assert await broadcast_set(db_pool) == set(ids)
+    assert await db_pool.fetchval("SELECT count(*) FROM broadcast_backlog") == 0
+
+
+async def test_incomplete_and_failed_executions_are_not_published(
+    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+) -> None:
+    settings = poller_settings(database_url, amqp_url, bus.exchange_name)
+    await insert_executions(db_pool, [1, 2, 3])
+    await db_pool.execute(
+        """UPDATE executions SET processing_stage = 'failed', stage2_error = 'bad base64',
+                                 retry_count = 3 WHERE id = 2"""
+    )
+    await complete(db_pool, [3])
+    assert await poll_once(db_pool, bus, settings) == [3]
+    assert await poll_once(db_pool, bus, settings) == []
+
+
+async def test_completion_outside_the_lookback_is_not_published(
+    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+) -> None:
+    """The documented look-back limitation (docs/POLLER.md)."""
+    settings = poller_settings(database_url, amqp_url, bus.exchange_name, poller_lookback_s=3600)
+    await insert_executions(db_pool, [1, 2])
+    await complete(db_pool, [1], age_s=3600 + 120)  # committed now, completed 62 min ago
+    await complete(db_pool, [2], age_s=3600 - 120)
+    assert await poll_once(db_pool, bus, settings) == [2]
+    assert await poll_once(db_pool, bus, settings) == []
+    assert await broadcast_set(db_pool) == {2}
+
+
+async def test_completing_again_after_the_broadcast_does_not_republish(
+    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+) -> None:
+    settings = poller_settings(database_url, amqp_url, bus.exchange_name)
+    await insert_executions(db_pool, [5])
+    await complete(db_pool, [5], age_s=10)
+    assert await poll_once(db_pool, bus, settings) == [5]
+    await complete(db_pool, [5])  # Stage 2 ran again: a new extracted_at
+    assert await db_pool.fetchval("SELECT count(*) FROM broadcast_backlog") == 1
+    assert await poll_once(db_pool, bus, settings) == []
+    assert await db_pool.fetchval("SELECT count(*) FROM broadcast_backlog") == 0
+
+
+async def test_executions_marked_broadcast_directly_leave_the_backlog(
+    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+) -> None:
+    """broadcast_backlog stays exactly "completed minus broadcast_ids" (seeded state, restores)."""
+    settings = poller_settings(database_url, amqp_url, bus.exchange_name)
+    await insert_executions(db_pool, [1, 2, 3])
+    await complete(db_pool, [1, 2, 3])
+    await db_pool.execute("INSERT INTO broadcast_ids (execution_id) VALUES (1), (3)")
+    backlog = await db_pool.fetch("SELECT execution_id FROM broadcast_backlog")
+    assert [r["execution_id"] for r in backlog] == [2]
+    assert await poll_once(db_pool, bus, settings) == [2]
+
+
+async def test_a_claim_in_progress_is_skipped_not_waited_for(
+    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+) -> None:
+    """Two replicas claiming at once never share a row (FOR UPDATE SKIP LOCKED)."""
+    settings = poller_settings(database_url, amqp_url, bus.exchange_name, poller_batch_size=100)
+    ids = list(range(1, 11))
+    await insert_executions(db_pool, ids)
+    for offset, execution_id in enumerate(ids):  # distinct ages: a known claim order
+        await complete(db_pool, [execution_id], age_s=100 - offset)
+    async with db_pool.acquire() as other_replica, other_replica.transaction():
+        held = [r["id"] for r in await other_replica.fetch(CLAIM_SQL, 86400.0, 4)]
+        assert held == [1, 2, 3, 4]
+        assert await poll_once(db_pool, bus, settings) == [5, 6, 7, 8, 9, 10]
+    assert await poll_once(db_pool, bus, settings) == []
+    assert await broadcast_set(db_pool) == set(ids)
+
+
+async def test_a_row_that_breaks_the_contract_is_recorded_and_the_rest_published(
+    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+) -> None:
+    settings = poller_settings(database_url, amqp_url, bus.exchange_name)
+    collector = await BatchCollector.subscribe(bus)
+    # The schema forbids this row; lift the check in this test's own database to make one.
+    await db_pool.execute("ALTER TABLE executions DROP CONSTRAINT executions_alert_level_check")
+    await insert_executions(db_pool, [1, 2, 3])
+    await complete(db_pool, [1, 2, 3])
+    await db_pool.execute("UPDATE executions SET alert_level = 'extreme' WHERE id = 2")
+    assert await poll_once(db_pool, bus, settings) == [1, 3]
+    assert await poll_once(db_pool, bus, settings) == []
+    rejected = await db_pool.fetch("SELECT source, error FROM rejected_inputs")
+    assert len(rejected) == 1
+    assert rejected[0]["source"] == "poller"
+    assert "execution 2" in rejected[0]["error"]
+    assert "alert_level" in rejected[0]["error"]
+    await collector.flush(bus)
+    assert collector.ids == [1, 3]
