@@ -1,0 +1,114 @@
+"""Where the benchmarks run: their own databases and exchanges, file limits, RSS.
+
+Every benchmark gets a database of its own (``bench_<name>_<hex>``, migrated with
+shared.db.migrate, dropped afterwards) and an exchange name of its own, so a
+benchmark never touches what the tests or `make run` use.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from aio_pika import connect
+
+from shared.db import migrate
+
+ADMIN_DATABASE_URL = os.environ.get(
+    "BENCH_ADMIN_DATABASE_URL",
+    os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+)
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+@asynccontextmanager
+async def bench_database(name: str) -> AsyncIterator[str]:
+    """A fresh migrated database for one benchmark; dropped (WITH FORCE) afterwards."""
+    db_name = unique(f"bench_{name}")
+    admin = await asyncpg.connect(ADMIN_DATABASE_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{db_name}"')
+    finally:
+        await admin.close()
+    url = with_database(ADMIN_DATABASE_URL, db_name)
+    try:
+        await migrate(url)
+        yield url
+    finally:
+        admin = await asyncpg.connect(ADMIN_DATABASE_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def exchange_name(name: str) -> str:
+    return f"bench.{unique(name)}.events"
+
+
+async def delete_exchange(name: str) -> None:
+    """Remove a benchmark's exchanges and dead-letter queue (service queues expire)."""
+    connection = await connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        await channel.queue_delete(f"{name}.dead-letter")
+        await channel.exchange_delete(name)
+        await channel.exchange_delete(f"{name}.dlx")
+    finally:
+        await connection.close()
+
+
+def service_env(database_url: str, exchange: str, **extra: object) -> dict[str, str]:
+    """Environment for a service subprocess bound to a benchmark's database and exchange."""
+    env = {
+        "DATABASE_URL": database_url,
+        "AMQP_URL": AMQP_URL,
+        "EXCHANGE_NAME": exchange,
+        "LOG_LEVEL": "WARNING",
+    }
+    env.update({key.upper(): str(value) for key, value in extra.items()})
+    return env
+
+
+def raise_nofile_limit() -> int:
+    """Raise this process's (and so its children's) open-file soft limit to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of a process (VmRSS from /proc), KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def load_average() -> tuple[float, float, float]:
+    return os.getloadavg()
