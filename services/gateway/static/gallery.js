@@ -33,7 +33,14 @@ export class Gallery {
       return existing;
     }
     const card = createCard(state);
-    if (highlight) card.classList.add("card-new");
+    if (highlight) {
+      card.classList.add("card-new");
+      card.addEventListener("animationend", function done(event) {
+        if (event.animationName !== "card-arrive") return;
+        card.classList.remove("card-new");
+        card.removeEventListener("animationend", done);
+      });
+    }
     const index = this.#insertionIndex(state.id);
     const before = index < this.#order.length ? this.#cards.get(this.#order[index]) : null;
     this.#list.insertBefore(card, before);
