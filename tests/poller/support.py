@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -16,7 +16,7 @@ from shared.bus import Bus, Delivery
 from shared.contracts import ExecutionBatch, ExecutionSummary, RoutingKey
 from shared.settings import PollerSettings
 
-Db = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]
+Db: TypeAlias = "asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]"
 
 # Flush markers use ids no test execution has.
 _SENTINEL_IDS = itertools.count(10**15)
@@ -70,6 +70,18 @@ async def wait_until(predicate: Callable[[], bool], guard_s: float = 60, what: s
     while not predicate():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what or predicate}")
+        await asyncio.sleep(0.02)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], guard_s: float = 60, what: str = ""
+) -> None:
+    """Like wait_until, for a condition that needs the database."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + guard_s
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
         await asyncio.sleep(0.02)
 
 

@@ -1,0 +1,114 @@
+"""The broker goes away during a tick: nothing stays claimed, everything is published later."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import asyncpg
+import pytest
+from prometheus_client import REGISTRY
+
+from services.poller.loop import run_poller
+from services.poller.tick import poll_once
+from shared.bus import Bus, BusError
+from tests.poller.support import (
+    BatchCollector,
+    broadcast_set,
+    complete,
+    insert_executions,
+    poller_settings,
+    wait_until,
+)
+from tests.support.tcp_proxy import TcpProxy
+
+ProxyFactory = Callable[[str], tuple[TcpProxy, str]]
+
+
+async def _backlog(db_pool: asyncpg.Pool) -> int:
+    count = await db_pool.fetchval("SELECT count(*) FROM broadcast_backlog")
+    assert isinstance(count, int)
+    return count
+
+
+def _quick_reconnect(amqp_url: str) -> str:
+    return amqp_url + ("&" if "?" in amqp_url else "?") + "reconnect_interval=0.5"
+
+
+def _bus_errors() -> float:
+    value = REGISTRY.get_sample_value("smokesignal_poller_cycle_errors_total", {"cause": "bus"})
+    return value or 0.0
+
+
+async def test_publish_failure_rolls_the_claim_back_and_a_later_tick_publishes(
+    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str, tcp_proxy: ProxyFactory
+) -> None:
+    # A short reconnect interval (aio-pika URL option) keeps the test quick.
+    proxy, proxied_url = tcp_proxy(_quick_reconnect(amqp_url))
+    settings = poller_settings(database_url, proxied_url, bus.exchange_name)
+    poller_bus = Bus(proxied_url, bus.exchange_name, publish_timeout_s=2)
+    await poller_bus.connect()
+    collector = await BatchCollector.subscribe(bus)
+    ids = list(range(1, 21))
+    try:
+        await insert_executions(db_pool, ids)
+        await complete(db_pool, ids)
+        proxy.cut()
+        with pytest.raises(BusError):
+            await poll_once(db_pool, poller_bus, settings)
+        assert await broadcast_set(db_pool) == set()
+        assert await _backlog(db_pool) == len(ids)
+
+        proxy.restore()
+        published: list[int] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60  # hang guard while the robust connection comes back
+        while len(published) < len(ids):
+            assert loop.time() < deadline, "poller bus never reconnected"
+            try:
+                published += await poll_once(db_pool, poller_bus, settings)
+            except BusError:
+                await asyncio.sleep(0.1)
+        assert sorted(published) == ids
+        await collector.flush(bus)
+        assert sorted(collector.ids) == ids
+        assert await broadcast_set(db_pool) == set(ids)
+    finally:
+        await poller_bus.close()
+
+
+async def test_poll_loop_rides_out_a_broker_outage(
+    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str, tcp_proxy: ProxyFactory
+) -> None:
+    # A short reconnect interval (aio-pika URL option) keeps the test quick.
+    proxy, proxied_url = tcp_proxy(_quick_reconnect(amqp_url))
+    settings = poller_settings(database_url, proxied_url, bus.exchange_name, poller_batch_size=7)
+    poller_bus = Bus(proxied_url, bus.exchange_name, publish_timeout_s=2)
+    await poller_bus.connect()
+    collector = await BatchCollector.subscribe(bus)
+    stop = asyncio.Event()
+    poller = asyncio.create_task(run_poller(db_pool, poller_bus, settings, stop))
+    try:
+        before = list(range(1, 31))
+        await insert_executions(db_pool, before)
+        await complete(db_pool, before)
+        await collector.wait_for(before)
+
+        proxy.cut()
+        errors_at_cut = _bus_errors()
+        during = list(range(31, 61))
+        await insert_executions(db_pool, during)
+        await complete(db_pool, during)
+        await wait_until(lambda: _bus_errors() >= errors_at_cut + 2, what="failed ticks")
+        assert await broadcast_set(db_pool) == set(before), (
+            "nothing claimed while the broker is away"
+        )
+
+        proxy.restore()
+        await collector.wait_for(before + during)
+    finally:
+        stop.set()
+        await asyncio.wait_for(poller, timeout=30)
+        await poller_bus.close()
+    await collector.flush(bus)
+    assert sorted(collector.ids) == before + during
