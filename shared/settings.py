@@ -49,6 +49,13 @@ class EtlSettings(CommonSettings):
     etl_thumbnail_px: int = Field(default=320, ge=16)
     outbox_batch_size: int = Field(default=100, ge=1)
     outbox_poll_interval_s: float = Field(default=0.5, gt=0)
+    # SIGTERM: in-flight Stage 2 jobs get this long to finish, then are released.
+    etl_shutdown_grace_s: float = Field(default=10.0, ge=0)
+    # Broker down: outbox publish retries back off up to this.
+    outbox_retry_max_s: float = Field(default=5.0, gt=0)
+    # Published outbox rows are deleted after this age, checked every interval.
+    outbox_retention_s: float = Field(default=24 * 3600, ge=0)
+    outbox_cleanup_interval_s: float = Field(default=300.0, gt=0)
 
 
 class PollerSettings(CommonSettings):

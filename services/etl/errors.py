@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncpg
+
 
 class Stage2Error(Exception):
     """Base of the errors the ETL raises on purpose (message is shown to users)."""
@@ -25,3 +27,14 @@ class TransientError(Stage2Error):
 
 class DemoTransientFailure(TransientError):
     """Raised on purpose for the first N attempts when the raw `demo` block asks for it."""
+
+
+# "The database is unreachable right now": loops back off and carry on.
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+def describe_error(exc: BaseException) -> str:
+    """The message users see: ours verbatim, anything else with its type."""
+    if isinstance(exc, Stage2Error) and str(exc):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from services.etl import metrics
 from services.etl.errors import MalformedExecution
@@ -35,7 +36,7 @@ SELECT id, $9 FROM inserted
 RETURNING execution_id
 """
 
-ConnOrPool = asyncpg.Pool | asyncpg.Connection
+ConnOrPool = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 
 
 def _text(raw: str | bytes) -> str:

@@ -1,0 +1,320 @@
+"""Stage 2 job queue in PostgreSQL: claim, renew, release, and finish (complete / fail).
+
+Finishing a job is one transaction that updates the execution, the job and
+inserts the event into the outbox, so a state change and its event are never
+apart. Every finish first re-checks that this worker still owns the job, so a
+worker that lost its lease can never complete a job another worker now holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from services.etl.images import StoredImage
+from shared.contracts import (
+    AlertLevel,
+    ExtractedData,
+    RoutingKey,
+    Stage2Complete,
+    Stage2Failed,
+    encode,
+)
+
+# Relays LISTEN here; NOTIFY is delivered at commit, together with the outbox row.
+OUTBOX_CHANNEL = "outbox_events"
+MAX_ERROR_CHARS = 1000
+
+# A connection of its own or one borrowed from a pool.
+Connection = asyncpg.Connection | PoolConnectionProxy
+# Anything that runs single statements.
+Executor = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    execution_id: int
+    attempts: int  # including this one
+
+
+@dataclass(frozen=True, slots=True)
+class Stage2Result:
+    has_smoke: bool
+    has_fire: bool
+    alert_level: AlertLevel
+    detection_count: int
+    confidence: float | None
+    telegram_sent: bool
+    image: StoredImage | None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int
+    base_s: float
+    max_s: float
+
+    def backoff_s(self, attempts: int) -> float:
+        """Exponential: base, 2·base, 4·base, … capped at max."""
+        return float(min(self.base_s * 2 ** (attempts - 1), self.max_s))
+
+
+async def claim_jobs(
+    conn: Executor, worker_id: str, limit: int, lease_s: float
+) -> list[ClaimedJob]:
+    """Claim up to `limit` due jobs; SKIP LOCKED lets any number of workers do this at once."""
+    rows = await conn.fetch(
+        """
+        WITH due AS (
+            SELECT execution_id FROM stage2_jobs
+            WHERE status = 'pending' AND next_attempt_at <= now()
+            ORDER BY next_attempt_at
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE stage2_jobs j
+        SET status = 'processing', attempts = j.attempts + 1, locked_by = $2,
+            locked_until = now() + make_interval(secs => $3), updated_at = now()
+        FROM due
+        WHERE j.execution_id = due.execution_id
+        RETURNING j.execution_id, j.attempts
+        """,
+        limit,
+        worker_id,
+        lease_s,
+    )
+    return [ClaimedJob(r["execution_id"], r["attempts"]) for r in rows]
+
+
+async def seconds_until_next_due(conn: Executor) -> float | None:
+    """When the earliest pending job becomes due (retries wait in the future)."""
+    value = await conn.fetchval(
+        """SELECT extract(epoch FROM min(next_attempt_at) - now())::float8
+           FROM stage2_jobs WHERE status = 'pending'"""
+    )
+    return None if value is None else max(0.0, float(value))
+
+
+async def renew_leases(
+    conn: Executor,
+    worker_id: str,
+    execution_ids: list[int],
+    lease_s: float,
+) -> set[int]:
+    """Extend this worker's leases; returns the ids it still owns."""
+    rows = await conn.fetch(
+        """UPDATE stage2_jobs SET locked_until = now() + make_interval(secs => $3)
+           WHERE execution_id = ANY($1::bigint[]) AND locked_by = $2 AND status = 'processing'
+           RETURNING execution_id""",
+        execution_ids,
+        worker_id,
+        lease_s,
+    )
+    return {r["execution_id"] for r in rows}
+
+
+async def release_jobs(conn: Executor, worker_id: str, execution_ids: list[int]) -> int:
+    """Hand unfinished jobs back at shutdown; the interrupted attempt does not count."""
+    result = await conn.execute(
+        """UPDATE stage2_jobs
+           SET status = 'pending', attempts = greatest(attempts - 1, 0), locked_by = NULL,
+               locked_until = NULL, next_attempt_at = now(), updated_at = now()
+           WHERE execution_id = ANY($1::bigint[]) AND locked_by = $2 AND status = 'processing'""",
+        execution_ids,
+        worker_id,
+    )
+    return int(result.split()[-1])
+
+
+async def load_raw(conn: Executor, execution_id: int) -> str | None:
+    value = await conn.fetchval(
+        "SELECT payload FROM execution_raw WHERE execution_id = $1", execution_id
+    )
+    return None if value is None else str(value)
+
+
+async def _owns(conn: Connection, execution_id: int, worker_id: str) -> bool:
+    owned = await conn.fetchval(
+        """SELECT true FROM stage2_jobs
+           WHERE execution_id = $1 AND status = 'processing' AND locked_by = $2
+           FOR UPDATE""",
+        execution_id,
+        worker_id,
+    )
+    return bool(owned)
+
+
+async def _transaction_time(conn: Connection) -> datetime:
+    value = await conn.fetchval("SELECT clock_timestamp()")
+    assert isinstance(value, datetime)
+    return value
+
+
+async def _insert_event(
+    conn: Connection, execution_id: int, event: Stage2Complete | Stage2Failed
+) -> None:
+    key = (
+        RoutingKey.STAGE2_COMPLETE
+        if isinstance(event, Stage2Complete)
+        else RoutingKey.STAGE2_FAILED
+    )
+    await conn.execute(
+        "INSERT INTO outbox (routing_key, execution_id, payload) VALUES ($1, $2, $3)",
+        key.value,
+        execution_id,
+        encode(event).decode(),
+    )
+    await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+
+
+async def complete_job(
+    conn: Connection,
+    job: ClaimedJob,
+    worker_id: str,
+    result: Stage2Result,
+    processing_time_ms: float,
+) -> Stage2Complete | None:
+    """Mark execution + job completed and queue stage2.complete, atomically.
+
+    Returns None (and changes nothing) when this worker no longer owns the job.
+    """
+    async with conn.transaction():
+        if not await _owns(conn, job.execution_id, worker_id):
+            return None
+        now = await _transaction_time(conn)
+        image = result.image
+        await conn.execute(
+            """UPDATE executions
+               SET processing_stage = 'stage2', has_smoke = $2, has_fire = $3, alert_level = $4,
+                   detection_count = $5, confidence = $6, image_path = $7, thumbnail_path = $8,
+                   telegram_sent = $9, extracted_at = $10, stage2_error = NULL, retry_count = $11
+               WHERE id = $1""",
+            job.execution_id,
+            result.has_smoke,
+            result.has_fire,
+            result.alert_level,
+            result.detection_count,
+            result.confidence,
+            image.image_path if image else None,
+            image.thumbnail_path if image else None,
+            result.telegram_sent,
+            now,
+            job.attempts - 1,  # every earlier attempt failed
+        )
+        await conn.execute(
+            """UPDATE stage2_jobs
+               SET status = 'completed', locked_by = NULL, locked_until = NULL,
+                   last_error = NULL, updated_at = $2
+               WHERE execution_id = $1""",
+            job.execution_id,
+            now,
+        )
+        event = Stage2Complete(
+            execution_id=job.execution_id,
+            processing_time_ms=round(processing_time_ms, 3),
+            extracted_data=ExtractedData(
+                has_smoke=result.has_smoke,
+                alert_level=result.alert_level,
+                detection_count=result.detection_count,
+                has_image=image is not None,
+                telegram_sent=result.telegram_sent,
+            ),
+            timestamp=now,
+        )
+        await _insert_event(conn, job.execution_id, event)
+        return event
+
+
+async def record_failure(
+    conn: Connection,
+    job: ClaimedJob,
+    error: str,
+    *,
+    permanent: bool,
+    policy: RetryPolicy,
+) -> tuple[Stage2Failed, bool]:
+    """Inside the caller's transaction: schedule a retry or give up; queue stage2.failed.
+
+    Returns the event and whether the job was given up (execution now 'failed').
+    """
+    final = permanent or job.attempts >= policy.max_attempts
+    if final and not permanent:
+        error = f"{error} (gave up after {job.attempts} attempts)"
+    error = error[:MAX_ERROR_CHARS]
+    if final:
+        await conn.execute(
+            """UPDATE stage2_jobs
+               SET status = 'failed', last_error = $2, locked_by = NULL, locked_until = NULL,
+                   updated_at = now()
+               WHERE execution_id = $1""",
+            job.execution_id,
+            error,
+        )
+    else:
+        await conn.execute(
+            """UPDATE stage2_jobs
+               SET status = 'pending', last_error = $2, locked_by = NULL, locked_until = NULL,
+                   next_attempt_at = now() + make_interval(secs => $3), updated_at = now()
+               WHERE execution_id = $1""",
+            job.execution_id,
+            error,
+            policy.backoff_s(job.attempts),
+        )
+    await conn.execute(
+        """UPDATE executions
+           SET stage2_error = $2, retry_count = $3,
+               processing_stage = CASE WHEN $4 THEN 'failed' ELSE processing_stage END
+           WHERE id = $1""",
+        job.execution_id,
+        error,
+        job.attempts,
+        final,
+    )
+    event = Stage2Failed(
+        execution_id=job.execution_id,
+        error=error,
+        retry_count=job.attempts,
+        timestamp=await _transaction_time(conn),
+    )
+    await _insert_event(conn, job.execution_id, event)
+    return event, final
+
+
+async def fail_job(
+    conn: Connection,
+    job: ClaimedJob,
+    worker_id: str,
+    error: str,
+    *,
+    permanent: bool,
+    policy: RetryPolicy,
+) -> tuple[Stage2Failed, bool] | None:
+    """A worker's failed attempt; None when it no longer owns the job."""
+    async with conn.transaction():
+        if not await _owns(conn, job.execution_id, worker_id):
+            return None
+        return await record_failure(conn, job, error, permanent=permanent, policy=policy)
+
+
+async def expire_leases(
+    conn: Connection, policy: RetryPolicy, limit: int = 100
+) -> list[tuple[Stage2Failed, bool]]:
+    """Jobs whose worker vanished (crash, kill -9): a failed attempt; back to the queue."""
+    async with conn.transaction():
+        rows = await conn.fetch(
+            """SELECT execution_id, attempts, locked_by FROM stage2_jobs
+               WHERE status = 'processing' AND locked_until < now()
+               ORDER BY locked_until
+               LIMIT $1
+               FOR UPDATE SKIP LOCKED""",
+            limit,
+        )
+        outcomes = []
+        for row in rows:
+            job = ClaimedJob(row["execution_id"], row["attempts"])
+            error = f"worker {row['locked_by']} stopped before finishing (lease expired)"
+            outcomes.append(await record_failure(conn, job, error, permanent=False, policy=policy))
+        return outcomes

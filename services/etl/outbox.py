@@ -1,0 +1,183 @@
+"""Outbox relay: publishes outbox rows to the bus in id order, with publisher confirms.
+
+One relay publishes at a time: each batch runs in a transaction that first takes
+`pg_try_advisory_xact_lock`. A relay that does not get it skips the round (the
+active one is publishing) and stands by; whichever relay runs next sees exactly
+the rows the previous batch left unpublished, so order is kept across processes
+and a crashed relay's batch is simply picked up again (at-least-once; every
+message carries message_id `outbox-<id>` for de-duplication). Published rows
+are deleted after a retention period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+
+from services.etl import metrics
+from services.etl.errors import DB_ERRORS, describe_error
+from services.etl.jobs import Executor
+from services.etl.waits import wait_any
+from shared.bus import Bus, BusError
+
+log = logging.getLogger(__name__)
+
+# Any constant works; advisory locks are per database.
+RELAY_LOCK_KEY = 0x5D0CE0B0
+CLEANUP_CHUNK = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    batch_size: int = 100
+    poll_interval_s: float = 0.5
+    retry_max_s: float = 5.0
+    retention_s: float = 24 * 3600
+    cleanup_interval_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    lock_held: bool  # False: another relay is active, nothing was done
+    published: int = 0
+    fetched: int = 0
+    error: BusError | None = None
+
+
+class OutboxRelay:
+    def __init__(self, pool: asyncpg.Pool, bus: Bus, config: RelayConfig) -> None:
+        self.pool = pool
+        self.bus = bus
+        self.config = config
+        self.wake = asyncio.Event()  # set by NOTIFY on the outbox channel
+
+    async def publish_batch(self) -> BatchOutcome:
+        """Publish the oldest unpublished rows if no other relay is active."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK_KEY):
+                return BatchOutcome(lock_held=False)
+            rows = await conn.fetch(
+                """SELECT id, routing_key, payload, created_at FROM outbox
+                   WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE""",
+                self.config.batch_size,
+            )
+            published: list[int] = []
+            error: BusError | None = None
+            for row in rows:
+                try:
+                    await self.bus.publish_raw(
+                        row["routing_key"],
+                        row["payload"].encode(),
+                        message_id=f"outbox-{row['id']}",
+                    )
+                except BusError as exc:
+                    # Stop at the first failure: later rows must not overtake this one.
+                    error = exc
+                    break
+                published.append(row["id"])
+                metrics.OUTBOX_PUBLISH_DELAY.observe(
+                    (datetime.now(UTC) - row["created_at"]).total_seconds()
+                )
+            if published:
+                await conn.execute(
+                    """UPDATE outbox SET published_at = clock_timestamp()
+                       WHERE id = ANY($1::bigint[])""",
+                    published,
+                )
+        metrics.OUTBOX_PUBLISHED.inc(len(published))
+        return BatchOutcome(True, len(published), len(rows), error)
+
+    async def delete_published(self) -> int:
+        """Remove published rows older than the retention, in chunks."""
+        deleted = 0
+        while True:
+            result = await self.pool.execute(
+                """DELETE FROM outbox WHERE id IN (
+                       SELECT id FROM outbox
+                       WHERE published_at < now() - make_interval(secs => $1)
+                       LIMIT $2)""",
+                self.config.retention_s,
+                CLEANUP_CHUNK,
+            )
+            count = int(result.split()[-1])
+            deleted += count
+            if count < CLEANUP_CHUNK:
+                return deleted
+
+    async def update_lag(self) -> None:
+        await update_lag_metric(self.pool)
+
+    async def connect_bus(self, stop: asyncio.Event) -> bool:
+        """Connect to the broker, retrying with backoff; False if stopped first."""
+        delay = 0.2
+        while not stop.is_set():
+            try:
+                await self.bus.connect()
+                log.info("outbox relay connected to the broker")
+                return True
+            except Exception as exc:
+                log.warning(
+                    "outbox relay: broker unreachable, retrying",
+                    extra={"error": describe_error(exc), "retry_in_s": delay},
+                )
+                await wait_any(stop, max_wait_s=delay)
+                delay = min(delay * 2, self.config.retry_max_s)
+        return False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if not await self.connect_bus(stop):
+            return
+        loop = asyncio.get_running_loop()
+        next_cleanup = loop.time()
+        backoff = 0.1
+        while not stop.is_set():
+            self.wake.clear()  # before reading: a commit after this re-sets it
+            try:
+                outcome = await self.publish_batch()
+                metrics.OUTBOX_RELAY_ACTIVE.set(1 if outcome.lock_held else 0)
+                await self.update_lag()
+                if outcome.lock_held and loop.time() >= next_cleanup:
+                    deleted = await self.delete_published()
+                    next_cleanup = loop.time() + self.config.cleanup_interval_s
+                    if deleted:
+                        log.info("outbox: deleted published rows", extra={"deleted": deleted})
+            except DB_ERRORS as exc:
+                log.warning(
+                    "outbox relay: database unavailable, retrying",
+                    extra={"error": describe_error(exc), "retry_in_s": backoff},
+                )
+                await wait_any(stop, max_wait_s=backoff)
+                backoff = min(backoff * 2, self.config.retry_max_s)
+                continue
+            if outcome.error is not None:
+                metrics.OUTBOX_PUBLISH_ERRORS.inc()
+                log.warning(
+                    "outbox relay: publish failed, retrying",
+                    extra={
+                        "error": str(outcome.error),
+                        "published": outcome.published,
+                        "retry_in_s": backoff,
+                    },
+                )
+                await wait_any(stop, max_wait_s=backoff)
+                backoff = min(backoff * 2, self.config.retry_max_s)
+                continue
+            backoff = 0.1
+            if outcome.lock_held and outcome.fetched == self.config.batch_size:
+                continue  # a full batch: there may be more right away
+            await wait_any(stop, self.wake, max_wait_s=self.config.poll_interval_s)
+
+
+async def update_lag_metric(conn: Executor) -> float:
+    """Age of the oldest unpublished event (uses the partial index: O(1))."""
+    lag = await conn.fetchval(
+        """SELECT extract(epoch FROM clock_timestamp() - created_at)::float8 FROM outbox
+           WHERE published_at IS NULL ORDER BY id LIMIT 1"""
+    )
+    value = max(0.0, float(lag)) if lag is not None else 0.0
+    metrics.OUTBOX_LAG_SECONDS.set(value)
+    return value

@@ -1,0 +1,61 @@
+"""Stage 2 of one execution: validate the raw JSON, extract the results, store the image."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.etl.errors import DemoTransientFailure, MalformedExecution
+from services.etl.images import ImageLimits, save_execution_image
+from services.etl.jobs import Stage2Result
+from services.etl.raw_format import RawExecution, parse_execution
+
+
+@dataclass(frozen=True, slots=True)
+class Stage2Config:
+    image_dir: Path
+    limits: ImageLimits
+
+
+async def apply_demo_options(execution: RawExecution, attempt: int) -> None:
+    """Honour the demo block: be slow (out-of-order completion) and/or fail the first N tries."""
+    demo = execution.demo
+    if demo is None:
+        return
+    if demo.stage2_delay_ms:
+        await asyncio.sleep(demo.stage2_delay_ms / 1000)
+    if attempt <= demo.transient_failures:
+        raise DemoTransientFailure(
+            f"demo transient failure (attempt {attempt} of {demo.transient_failures} "
+            "planned failures)"
+        )
+
+
+async def run_stage2(
+    execution_id: int, raw: str, attempt: int, config: Stage2Config
+) -> Stage2Result:
+    """Raises MalformedExecution / InvalidImage (permanent) or anything else (transient)."""
+    execution = parse_execution(raw)
+    if execution.execution_id != execution_id:
+        raise MalformedExecution(
+            f"malformed raw execution: execution_id is {execution.execution_id} "
+            f"but it is stored as execution {execution_id}"
+        )
+    await apply_demo_options(execution, attempt)
+    image = None
+    if execution.image is not None:
+        # Decoding, verifying and thumbnailing are CPU work: keep the event loop free.
+        image = await asyncio.to_thread(
+            save_execution_image, execution.image, execution_id, config.image_dir, config.limits
+        )
+    inference = execution.inference
+    return Stage2Result(
+        has_smoke=inference.has_smoke,
+        has_fire=inference.has_fire,
+        alert_level=inference.alert_level,
+        detection_count=inference.detection_count,
+        confidence=inference.confidence,
+        telegram_sent=execution.telegram.sent,
+        image=image,
+    )
