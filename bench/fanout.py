@@ -35,6 +35,7 @@ from bench.infra import (
     unique,
 )
 from bench.nchan import NchanServer
+from bench.profiling import Profile
 from bench.services import Gateway
 from bench.sse_load import FanoutClient
 from bench.stats import summary_ms
@@ -71,8 +72,11 @@ class Target:
     publish: Callable[[int], Awaitable[None]]
 
 
-async def measure(target: Target, connections: int, singles: int, burst: int) -> dict[str, Any]:
-    total_events = 1 + singles + burst
+async def measure(
+    target: Target, connections: int, singles: int, burst: int, profile: bool = False
+) -> dict[str, Any]:
+    profile_events = burst * 2 if profile else 0
+    total_events = 1 + singles + burst + profile_events
     rss_before = rss_kib(target.pid)
     client = FanoutClient("127.0.0.1", target.port, target.path, connections, MARKER, total_events)
     try:
@@ -109,6 +113,15 @@ async def measure(target: Target, connections: int, singles: int, burst: int) ->
         burst_elapsed = burst_end - burst_start
         delivered = sum(client.received(k) for k in range(first, first + burst))
         server_cpu = cpu_seconds(target.pid) - cpu_before
+        profile_summary = None
+        if profile_events:
+            # A second, longer burst under py-spy (not part of the figures above).
+            start = first + burst
+            async with Profile(target.pid, f"fanout-{target.name}-{connections}") as sampler:
+                for k in range(start, start + profile_events):
+                    await target.publish(k)
+                await client.wait_for(start + profile_events - 1, within_s=120)
+            profile_summary = sampler.summary
         return {
             "connections": connections,
             "connected": len(client.connections) - client.lost,
@@ -125,12 +138,15 @@ async def measure(target: Target, connections: int, singles: int, burst: int) ->
             "server_cpu_s_per_1k_deliveries": round(server_cpu / delivered * 1000, 4)
             if delivered
             else None,
+            "profile": profile_summary,
         }
     finally:
         client.close()
 
 
-async def run_gateway(counts: list[int], singles: int, burst: int) -> list[dict[str, Any]]:
+async def run_gateway(
+    counts: list[int], singles: int, burst: int, profile_at: int | None
+) -> list[dict[str, Any]]:
     results = []
     exchange = exchange_name("fanout")
     async with bench_database("fanout") as database_url:
@@ -151,7 +167,11 @@ async def run_gateway(counts: list[int], singles: int, burst: int) -> list[dict[
                 await gateway.start()
                 try:
                     target = Target("gateway", gateway.port, "/api/events", gateway.pid, publish)
-                    results.append(await measure(target, connections, singles, burst))
+                    results.append(
+                        await measure(
+                            target, connections, singles, burst, profile=connections == profile_at
+                        )
+                    )
                 finally:
                     gateway.stop()
         finally:
@@ -184,10 +204,15 @@ async def run_nchan(counts: list[int], singles: int, burst: int) -> list[dict[st
     return results
 
 
-async def run(counts: list[int] | None = None, singles: int = 5, burst: int = 20) -> dict[str, Any]:
+async def run(
+    counts: list[int] | None = None,
+    singles: int = 5,
+    burst: int = 20,
+    profile_at: int | None = 5000,
+) -> dict[str, Any]:
     counts = counts or [1000, 5000, 10000]
     limit = raise_nofile_limit()
-    gateway = await run_gateway(counts, singles, burst)
+    gateway = await run_gateway(counts, singles, burst, profile_at)
     nchan = await run_nchan(counts, singles, burst)
     ratios = []
     for ours, peer in zip(gateway, nchan, strict=True):

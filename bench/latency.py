@@ -1,0 +1,145 @@
+"""End-to-end latency: Stage 2 commit → SSE receipt, at fixed completion rates.
+
+What is measured, exactly: the bench seeds executions (Stage 1 rows; the
+trigger queues their Stage 2 jobs) and claims those jobs itself as a worker
+named `bench-driver`. It then completes them at an exact rate by calling the
+ETL's own `services.etl.jobs.complete_job` — the very transaction a Stage 2
+worker commits (execution row + job row + outbox row + NOTIFY). From there
+everything is the real system, each service its own process: the ETL
+process's outbox relay (woken by the NOTIFY) publishes `stage2.complete` with
+publisher confirms to RabbitMQ, the gateway consumes and fans out over SSE,
+and an SSE client in a separate process (bench/sse_recorder.py) stamps the
+arrival. Latency = arrival - Stage2Complete.timestamp (clock_timestamp() taken
+inside the completing transaction, just before its commit). The poller runs
+too, publishing `executions.new` batches for the same completions, as in
+production. Only Stage 2's image work is skipped — its cost is measured by
+the stage2 benchmark; here it would only cap the rate we can drive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from bench.infra import bench_database, delete_exchange, exchange_name, service_env
+from bench.processes import ProcessGroup
+from bench.recorder_client import Recorder
+from bench.services import Gateway, etl_worker, poller
+from bench.stats import summary_ms
+from services.etl import jobs
+from services.etl.jobs import ClaimedJob, Stage2Result
+from shared.db import create_pool
+
+DRIVER = "bench-driver"
+STAGE2_COMPLETE = ("etl:stage2:complete",)
+
+RESULT = Stage2Result(
+    has_smoke=True,
+    has_fire=False,
+    alert_level="medium",
+    detection_count=2,
+    confidence=0.81,
+    telegram_sent=False,
+    image=None,
+)
+
+SEED_SQL = """
+    INSERT INTO executions (id, workflow_id, camera_id, location, camera_type, status,
+                            started_at, stopped_at)
+    SELECT i, 'sai-smoke-detection', 'sai-cam-node-0' || (i % 6 + 1), 'Cerro Catedral',
+           'rtsp', 'success', now(), now()
+    FROM generate_series($1::bigint, $2::bigint) AS i
+"""
+
+
+async def seed_claimed(pool: asyncpg.Pool, first: int, last: int) -> None:
+    """Stage 1 rows for ids first..last, their Stage 2 jobs claimed by the driver."""
+    await pool.execute(SEED_SQL, first, last)
+    claimed = await jobs.claim_jobs(pool, DRIVER, last - first + 1, lease_s=3600)
+    assert len(claimed) == last - first + 1, "another worker claimed seeded jobs"
+
+
+async def drive(pool: asyncpg.Pool, ids: list[int], rate: float) -> dict[str, Any]:
+    """Complete `ids` at `rate`/s, each on schedule in its own task; report what was achieved."""
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.05
+    late: list[float] = []
+
+    async def complete(execution_id: int, due: float) -> None:
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        late.append(loop.time() - due)
+        async with pool.acquire() as conn:
+            event = await jobs.complete_job(conn, ClaimedJob(execution_id, 1), DRIVER, RESULT, 5.0)
+        assert event is not None
+
+    began = time.monotonic()
+    await asyncio.gather(*(complete(eid, start + i / rate) for i, eid in enumerate(ids)))
+    elapsed = time.monotonic() - began
+    return {
+        "completions": len(ids),
+        "achieved_per_s": round(len(ids) / elapsed, 1),
+        "driver_start_lag": summary_ms(late),
+    }
+
+
+async def relay_lag(pool: asyncpg.Pool, ids: list[int]) -> dict[str, float | int]:
+    rows = await pool.fetch(
+        """SELECT extract(epoch FROM published_at - created_at)::float8 AS lag FROM outbox
+           WHERE execution_id = ANY($1::bigint[]) AND published_at IS NOT NULL""",
+        ids,
+    )
+    return summary_ms([r["lag"] for r in rows])
+
+
+def latencies(recorder: Recorder, ids: set[int]) -> tuple[list[float], int]:
+    seen: dict[int, float] = {}
+    for receipt in recorder.receipts:
+        if receipt.event in STAGE2_COMPLETE and receipt.ids[0] in ids and receipt.timestamp:
+            committed = datetime.fromisoformat(receipt.timestamp).timestamp()
+            seen.setdefault(receipt.ids[0], receipt.received_at - committed)
+    return list(seen.values()), len(ids) - len(seen)
+
+
+async def run(rates: tuple[int, ...] = (50, 200, 500), duration_s: float = 6.0) -> dict[str, Any]:
+    exchange = exchange_name("latency")
+    results: list[dict[str, Any]] = []
+    counts = [round(rate * duration_s) for rate in rates]
+    async with bench_database("latency") as database_url:
+        pool = await create_pool(database_url, min_size=4, max_size=16)
+        try:
+            await seed_claimed(pool, 1, sum(counts))
+            env = service_env(database_url, exchange)
+            with ProcessGroup() as group:
+                gateway = Gateway(env, heartbeat_interval_s=300)
+                group.processes.append(gateway.process)
+                await gateway.start()
+                group.start(etl_worker(env))
+                group.start(poller(env))
+                async with Recorder(f"{gateway.base_url}/api/events") as recorder:
+                    await asyncio.sleep(2)  # relay and poller connected
+                    first = 1
+                    for rate, count in zip(rates, counts, strict=True):
+                        ids = list(range(first, first + count))
+                        first += count
+                        driven = await drive(pool, ids, rate)
+                        await recorder.wait_for_ids(set(ids), STAGE2_COMPLETE, within_s=30)
+                        values, missing = latencies(recorder, set(ids))
+                        results.append(
+                            {
+                                "rate_per_s": rate,
+                                **driven,
+                                "received": len(values),
+                                "missing": missing,
+                                "commit_to_sse": summary_ms(values),
+                                "outbox_relay_lag": await relay_lag(pool, ids),
+                            }
+                        )
+                        await asyncio.sleep(1)
+        finally:
+            await pool.close()
+            await delete_exchange(exchange)
+    return {"duration_s": duration_s, "rates": results}
