@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from services.etl.errors import InvalidImage
+from services.etl.images import ImageLimits, save_execution_image
+from services.etl.raw_format import RawImage
+from services.etl.scenes import render_picture
+
+LIMITS = ImageLimits(max_bytes=1_000_000, max_pixels=2_000_000, thumbnail_px=64)
+
+
+def raw_image(data: bytes, mime: str = "image/jpeg") -> RawImage:
+    return RawImage(mime_type=mime, data_base64=base64.b64encode(data).decode())  # type: ignore[arg-type]
+
+
+def encoded(size: tuple[int, int], fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (10, 120, 30)).save(out, format=fmt)
+    return out.getvalue()
+
+
+def test_original_and_thumbnail_are_written_under_relative_paths(tmp_path: Path) -> None:
+    jpeg = render_picture(0, "smoke", "cam").jpeg
+    stored = save_execution_image(raw_image(jpeg), 1234, tmp_path, LIMITS)
+    assert stored.image_path == "originals/1/1234.jpg"
+    assert stored.thumbnail_path == "thumbnails/1/1234.jpg"
+    assert (stored.width, stored.height) == (640, 480)
+    assert (tmp_path / stored.image_path).read_bytes() == jpeg
+    with Image.open(tmp_path / stored.thumbnail_path) as thumbnail:
+        assert thumbnail.format == "JPEG"
+        assert max(thumbnail.size) == 64
+    # A retry overwrites the same files and leaves no temporary files behind.
+    save_execution_image(raw_image(jpeg), 1234, tmp_path, LIMITS)
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["1234.jpg", "1234.jpg"]
+
+
+def test_png_keeps_its_format(tmp_path: Path) -> None:
+    stored = save_execution_image(
+        raw_image(encoded((50, 40), "PNG"), "image/png"), 7, tmp_path, LIMITS
+    )
+    assert stored.image_path == "originals/0/7.png"
+    assert stored.thumbnail_path == "thumbnails/0/7.jpg"
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (
+            RawImage(mime_type="image/jpeg", data_base64="not *base64*"),
+            r"image\.data_base64 is not valid base64",
+        ),
+        (raw_image(b"just some text, not a picture"), r"not an image Pillow can identify"),
+        (raw_image(encoded((20, 20), "PNG")), r"mime_type is image/jpeg but the data is a PNG"),
+        (raw_image(encoded((20, 20), "GIF"), "image/png"), r"format GIF is not one of"),
+        (
+            raw_image(render_picture(1, "clear", "cam").jpeg[:3000]),
+            r"image data is corrupt: image file is truncated",
+        ),
+    ],
+)
+def test_bad_images_are_rejected_with_a_clear_error(
+    tmp_path: Path, image: RawImage, message: str
+) -> None:
+    with pytest.raises(InvalidImage, match=message):
+        save_execution_image(image, 1, tmp_path, LIMITS)
+    assert not any(tmp_path.rglob("*.*"))
+
+
+def test_oversized_image_is_rejected_before_decoding(tmp_path: Path) -> None:
+    big = render_picture(2, "clear", "cam").jpeg
+    limits = ImageLimits(max_bytes=len(big) // 2, max_pixels=10**8, thumbnail_px=64)
+    with pytest.raises(InvalidImage, match=r"over the limit of .* \(ETL_MAX_IMAGE_BYTES\)"):
+        save_execution_image(raw_image(big), 1, tmp_path, limits)
+
+
+def test_decompression_bomb_is_rejected_by_the_pixel_limit(tmp_path: Path) -> None:
+    # A tiny file that would decode to 25 megapixels.
+    bomb = encoded((5000, 5000), "PNG")
+    assert len(bomb) < 100_000
+    with pytest.raises(InvalidImage, match=r"5000x5000 = 25000000 pixels, over the limit"):
+        save_execution_image(raw_image(bomb, "image/png"), 1, tmp_path, LIMITS)
