@@ -1,0 +1,236 @@
+"""Read deploy/: the compose file, the Kubernetes manifests, and the environment
+each smokesignal container gets from them (for the static checks and the drift test)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shared import settings
+from shared.settings import (
+    CommonSettings,
+    EtlSettings,
+    GatewaySettings,
+    PollerSettings,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEPLOY_DIR = REPO_ROOT / "deploy"
+DOCKERFILE = DEPLOY_DIR / "Dockerfile"
+ENTRYPOINT = DEPLOY_DIR / "entrypoint.sh"
+HEALTHCHECK = DEPLOY_DIR / "healthcheck.py"
+COMPOSE_FILE = DEPLOY_DIR / "docker-compose.yml"
+YAMLLINT_CONFIG = DEPLOY_DIR / ".yamllint.yaml"
+K8S_DIR = DEPLOY_DIR / "k8s"
+K8S_BASE = K8S_DIR / "base"
+K8S_DEMO = K8S_DIR / "demo"
+KUSTOMIZATION = "kustomization.yaml"
+
+# The Kubernetes versions the manifests must be valid for: the oldest supported and a
+# current one (kubernetes-validate ships the schemas, no cluster needed).
+KUBERNETES_VERSIONS = ("1.30", "1.35")
+
+# The image's roles (entrypoint.sh) and the settings class each one's process reads.
+ROLE_SETTINGS: dict[str, type[CommonSettings]] = {
+    "etl": EtlSettings,
+    "poller": PollerSettings,
+    "gateway": GatewaySettings,
+    "generator": EtlSettings,
+    "migrate": CommonSettings,
+}
+# Values that must only ever come from a Secret (a token, URLs carrying credentials).
+SECRET_VARIABLES = frozenset({"DATABASE_URL", "AMQP_URL", "GATEWAY_TOKEN"})
+# Where the etl pods write images and the gateway reads them.
+IMAGE_VOLUME_ROLES = ("etl", "gateway")
+
+
+def settings_classes() -> list[type[CommonSettings]]:
+    """Every settings class shared/settings.py defines (new ones must get a role)."""
+    return [
+        value
+        for value in vars(settings).values()
+        if isinstance(value, type)
+        and issubclass(value, CommonSettings)
+        and value.__module__ == settings.__name__
+    ]
+
+
+def env_names(cls: type[CommonSettings]) -> set[str]:
+    """The environment variables a settings class reads (upper-cased field names)."""
+    names: set[str] = set()
+    for name, field in cls.model_fields.items():
+        alias = field.validation_alias if isinstance(field.validation_alias, str) else None
+        names.add((alias or name).upper())
+    return names
+
+
+def load_documents(path: Path) -> list[dict[str, Any]]:
+    with path.open() as stream:
+        return [doc for doc in yaml.safe_load_all(stream) if doc]
+
+
+# --- docker compose ----------------------------------------------------------------------
+
+_INTERPOLATION = re.compile(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?-)(?P<default>[^}]*))?\}")
+
+
+def interpolate(value: str) -> str:
+    """Compose variable interpolation as with an empty shell environment."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return match.group("default") or ""
+
+    return _INTERPOLATION.sub(replace, value)
+
+
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def compose_app_services() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Compose services running the smokesignal image: name → (role, service)."""
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name, service in compose()["services"].items():
+        if "build" in service:
+            command = service.get("command")
+            assert isinstance(command, list) and command, f"{name}: command must name a role"
+            found[name] = (command[0], service)
+    return found
+
+
+def compose_environment(service: dict[str, Any]) -> dict[str, str]:
+    environment = service.get("environment", {})
+    assert isinstance(environment, dict), "use the mapping form of `environment`"
+    return {
+        key: interpolate("" if value is None else str(value)) for key, value in environment.items()
+    }
+
+
+# --- Kubernetes --------------------------------------------------------------------------
+
+
+def kustomization_dirs() -> list[Path]:
+    return sorted(path.parent for path in K8S_DIR.rglob(KUSTOMIZATION))
+
+
+def manifest_files() -> list[Path]:
+    """Every Kubernetes manifest under deploy/k8s (kustomization files excluded)."""
+    return sorted(
+        path
+        for pattern in ("*.yaml", "*.yml")
+        for path in K8S_DIR.rglob(pattern)
+        if path.name != KUSTOMIZATION
+    )
+
+
+def kustomization(directory: Path) -> dict[str, Any]:
+    loaded = yaml.safe_load((directory / KUSTOMIZATION).read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def kustomize_objects(directory: Path) -> list[dict[str, Any]]:
+    """The objects a kustomization pulls in through `resources`, bases included.
+
+    Just enough of kustomize for the cross-checks (no transformers); the real build is
+    checked separately with `kubectl kustomize`.
+    """
+    objects: list[dict[str, Any]] = []
+    for entry in kustomization(directory).get("resources", []):
+        target = (directory / entry).resolve()
+        if target.is_dir():
+            objects.extend(kustomize_objects(target))
+        else:
+            objects.extend(load_documents(target))
+    return objects
+
+
+def workloads(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    kinds = {"Deployment", "StatefulSet", "Job", "DaemonSet"}
+    return [obj for obj in objects if obj["kind"] in kinds]
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected exactly one {kind}/{name}, found {len(matches)}"
+    return matches[0]
+
+
+def is_smokesignal_image(image: str) -> bool:
+    return image.split("/")[-1].split(":")[0].split("@")[0] == "smokesignal"
+
+
+def app_containers(
+    objects: list[dict[str, Any]],
+) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(role, container, workload) for every container running the smokesignal image."""
+    found = []
+    for workload in workloads(objects):
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            if is_smokesignal_image(container["image"]):
+                args = container.get("args") or []
+                assert args, f"{workload['metadata']['name']}: args must name a role"
+                found.append((args[0], container, workload))
+    return found
+
+
+@dataclass(frozen=True)
+class EnvValue:
+    value: str
+    source: str  # "ConfigMap/<name>", "Secret/<name>" or "env"
+
+
+def _secret_data(secret: dict[str, Any]) -> dict[str, str]:
+    data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+    data.update({k: str(v) for k, v in (secret.get("stringData") or {}).items()})
+    return data
+
+
+def container_environment(
+    container: dict[str, Any], objects: list[dict[str, Any]]
+) -> tuple[dict[str, EnvValue], list[str]]:
+    """The environment a container starts with, and every variable defined twice."""
+    env: dict[str, EnvValue] = {}
+    duplicates: list[str] = []
+
+    def put(name: str, value: EnvValue) -> None:
+        if name in env:
+            duplicates.append(f"{name} ({env[name].source} and {value.source})")
+        env[name] = value
+
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            name = source["configMapRef"]["name"]
+            data = {
+                k: str(v) for k, v in (find(objects, "ConfigMap", name).get("data") or {}).items()
+            }
+            origin = f"ConfigMap/{name}"
+        else:
+            name = source["secretRef"]["name"]
+            data = _secret_data(find(objects, "Secret", name))
+            origin = f"Secret/{name}"
+        for key, value in data.items():
+            put(source.get("prefix", "") + key, EnvValue(value, origin))
+    for entry in container.get("env", []):
+        if "value" in entry:
+            put(entry["name"], EnvValue(str(entry["value"]), "env"))
+        elif "secretKeyRef" in entry.get("valueFrom", {}):
+            ref = entry["valueFrom"]["secretKeyRef"]
+            secret = _secret_data(find(objects, "Secret", ref["name"]))
+            put(entry["name"], EnvValue(secret[ref["key"]], f"Secret/{ref['name']}"))
+        elif "configMapKeyRef" in entry.get("valueFrom", {}):
+            ref = entry["valueFrom"]["configMapKeyRef"]
+            config = find(objects, "ConfigMap", ref["name"])["data"]
+            put(entry["name"], EnvValue(str(config[ref["key"]]), f"ConfigMap/{ref['name']}"))
+        else:
+            raise AssertionError(f"{entry['name']}: unsupported env source {entry}")
+    return env, duplicates
