@@ -1,0 +1,97 @@
+"""`python -m services.etl worker` as a real process: kill -9 mid-job, and SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+
+import asyncpg
+import httpx
+
+from shared.contracts import RoutingKey, Stage2Failed
+from shared.settings import EtlSettings
+from tests.etl.conftest import EventLog, fast_env, ingest, wait_until
+from tests.support.processes import ServiceProcess
+
+WORKER = ["services.etl", "worker"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_kill_9_mid_job_then_another_worker_completes_it_after_the_lease(
+    db_pool: asyncpg.Pool,
+    etl_settings: EtlSettings,
+    service_env: dict[str, str],
+    service_process: Callable[..., ServiceProcess],
+    events: EventLog,
+) -> None:
+    env = {**service_env, **fast_env(etl_settings)}
+    await ingest(db_pool, 1, stage2_delay_ms=1500)
+    first = service_process(WORKER, env, name="etl-1")
+    await asyncio.to_thread(first.wait_for_output, '"stage2 job claimed"')
+    first.kill()
+    job = await db_pool.fetchrow("SELECT * FROM stage2_jobs")
+    assert job is not None
+    assert (job["status"], job["attempts"]) == ("processing", 1)
+
+    second = service_process(WORKER, env, name="etl-2")
+    await events.wait_completed([1])
+    failed, completed = events.for_execution(1)
+    assert isinstance(failed.message, Stage2Failed)
+    assert "lease expired" in failed.message.error
+    assert failed.message.retry_count == 1
+    assert completed.routing_key == RoutingKey.STAGE2_COMPLETE
+    row = await db_pool.fetchrow("SELECT * FROM stage2_jobs")
+    assert row is not None
+    assert (row["status"], row["attempts"]) == ("completed", 2)
+    assert await db_pool.fetchval("SELECT processing_stage FROM executions") == "stage2"
+    assert await asyncio.to_thread(second.terminate) == 0
+
+
+async def test_sigterm_finishes_the_in_flight_job_and_exits_cleanly(
+    db_pool: asyncpg.Pool,
+    etl_settings: EtlSettings,
+    service_env: dict[str, str],
+    service_process: Callable[..., ServiceProcess],
+    events: EventLog,
+) -> None:
+    port = free_port()
+    env = {**service_env, **fast_env(etl_settings), "METRICS_PORT": str(port)}
+    await ingest(db_pool, 7, stage2_delay_ms=800)
+    worker = service_process(WORKER, env, name="etl")
+    await asyncio.to_thread(worker.wait_for_output, '"stage2 job claimed"')
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    assert "smokesignal_etl_jobs_in_flight 1.0" in metrics
+    assert "smokesignal_etl_outbox_lag_seconds" in metrics
+    assert await asyncio.to_thread(worker.terminate) == 0
+    assert await db_pool.fetchval("SELECT status FROM stage2_jobs") == "completed"
+    assert await db_pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+    await events.wait_completed([7])
+    assert '"etl worker stopped"' in worker.output()
+
+
+async def test_worker_applies_migrations_at_start_up(
+    empty_database_url: str,
+    etl_settings: EtlSettings,
+    service_env: dict[str, str],
+    service_process: Callable[..., ServiceProcess],
+) -> None:
+    env = {**service_env, **fast_env(etl_settings), "DATABASE_URL": empty_database_url}
+    worker = service_process(WORKER, env, name="etl")
+    await asyncio.to_thread(worker.wait_for_output, '"etl worker started"')
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+
+        async def migrated() -> bool:
+            return bool(await conn.fetchval("SELECT to_regclass('stage2_jobs') IS NOT NULL"))
+
+        await wait_until(migrated, "migrations applied")
+    finally:
+        await conn.close()
+    assert await asyncio.to_thread(worker.terminate) == 0
