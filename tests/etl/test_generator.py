@@ -24,6 +24,7 @@ from services.etl.generator import (
 from services.etl.images import ImageLimits
 from services.etl.raw_format import parse_execution
 from services.etl.stage2 import Stage2Config, run_stage2
+from tests.etl.conftest import wait_until
 from tests.etl.test_ingest import run_cli
 
 
@@ -140,3 +141,22 @@ def test_generate_cli_rejects_bad_options(service_env: dict[str, str]) -> None:
     result = run_cli(["generate", "--failure-rate", "2"], service_env)
     assert result.returncode == 2
     assert "--failure-rate must be between 0 and 1" in result.stderr
+
+
+async def test_count_zero_runs_until_stopped(db_pool: asyncpg.Pool) -> None:
+    stop = asyncio.Event()
+
+    async def three_stored() -> bool:
+        return bool(await db_pool.fetchval("SELECT count(*) >= 3 FROM executions"))
+
+    async def stop_after_three() -> None:
+        await wait_until(three_stored, "three executions")
+        stop.set()
+
+    stopper = asyncio.create_task(stop_after_three())
+    produced = await asyncio.wait_for(
+        run_generator(db_pool, GeneratorOptions(rate=50, count=0, start_id=1), stop), 30
+    )
+    await stopper
+    assert len(produced) >= 3
+    assert produced == list(range(1, len(produced) + 1))
