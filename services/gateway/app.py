@@ -9,9 +9,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from fastapi import FastAPI, HTTPException, status
+import asyncpg
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from services.gateway.consumer import start_consumer
@@ -76,7 +77,17 @@ def _lifespan(resources: Resources) -> Callable[[FastAPI], AbstractAsyncContextM
     return lifespan
 
 
-def create_app(settings: GatewaySettings) -> FastAPI:
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # A lost database connection is an outage to report (503), not a server bug (500).
+    log.warning("database unavailable", extra={"path": request.url.path, "error": repr(exc)})
+    return JSONResponse(
+        {"detail": "database unavailable, retry shortly"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+
+
+def create_app(settings: GatewaySettings, *, static_dir: Path = STATIC_DIR) -> FastAPI:
+    """The app; `static_dir` holds the dashboard (index.html is served at `/`)."""
     hub = Hub(replay_size=settings.replay_buffer_size, client_queue_size=settings.client_queue_size)
     resources = Resources(settings=settings, hub=hub)
     app = FastAPI(title="smokesignal gateway", lifespan=_lifespan(resources))
@@ -89,16 +100,19 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             allow_methods=["GET"],
             allow_headers=["Authorization", "Last-Event-ID"],
         )
+    app.add_exception_handler(ConnectionError, _database_unavailable)
+    app.add_exception_handler(asyncpg.PostgresConnectionError, _database_unavailable)
+    app.add_exception_handler(asyncpg.InterfaceError, _database_unavailable)
     app.include_router(health.router)
     app.include_router(events.router)
     app.include_router(executions.router)
 
     @app.get("/", include_in_schema=False)
     async def dashboard() -> FileResponse:
-        index = STATIC_DIR / "index.html"
+        index = static_dir / "index.html"
         if not index.is_file():
             raise HTTPException(status.HTTP_404_NOT_FOUND, "dashboard not built")
         return FileResponse(index)
 
-    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    app.mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static")
     return app

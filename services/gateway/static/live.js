@@ -10,12 +10,17 @@ import { eventsUrl } from "./api.js";
 
 const DATA_EVENTS = ["execution:batch", "etl:stage2:complete", "etl:stage2:failed"];
 const MAX_REOPEN_DELAY_MS = 30_000;
+// A stream is presumed dead after this many heartbeat intervals of silence (never sooner
+// than MIN_SILENCE_MS). The interval is measured, so any gateway setting works.
+const SILENT_HEARTBEATS = 3;
+const MIN_SILENCE_MS = 30_000;
 
 export class LiveConnection {
   #source = null;
   #handlers;
   #onStatus;
-  #silenceLimitMs;
+  #heartbeatGapMs = null; // measured between the last two heartbeats
+  #lastHeartbeatAt = null;
   #lastEventId = "";
   #resumedFrom = "";
   #connectedBefore = false;
@@ -27,13 +32,10 @@ export class LiveConnection {
   /**
    * handlers: {"execution:batch", "etl:stage2:complete", "etl:stage2:failed", reset, resync,
    *            beforeReopen}; onStatus({state, lastEventId, resumedFrom}).
-   * silenceLimitMs: with no message (heartbeats included) for this long the stream is
-   * presumed dead and replaced.
    */
-  constructor({ handlers, onStatus, silenceLimitMs = 60_000 }) {
+  constructor({ handlers, onStatus }) {
     this.#handlers = handlers;
     this.#onStatus = onStatus;
-    this.#silenceLimitMs = silenceLimitMs;
   }
 
   start() {
@@ -50,7 +52,7 @@ export class LiveConnection {
     for (const name of DATA_EVENTS) {
       source.addEventListener(name, (event) => this.#onData(source, name, event));
     }
-    source.addEventListener("heartbeat", () => this.#armWatchdog());
+    source.addEventListener("heartbeat", () => this.#onHeartbeat(source));
     source.addEventListener("reset", (event) => {
       if (source !== this.#source) return;
       this.#track(event);
@@ -69,6 +71,14 @@ export class LiveConnection {
     this.#reopenDelayMs = 1000;
     this.#status("live");
     if (reconnect && !this.#resumedFrom) this.#handlers.resync?.();
+  }
+
+  #onHeartbeat(source) {
+    if (source !== this.#source) return;
+    const now = performance.now();
+    if (this.#lastHeartbeatAt !== null) this.#heartbeatGapMs = now - this.#lastHeartbeatAt;
+    this.#lastHeartbeatAt = now;
+    this.#armWatchdog();
   }
 
   #onData(source, name, event) {
@@ -109,12 +119,18 @@ export class LiveConnection {
     }, delay);
   }
 
+  /**
+   * A connection can die without the browser noticing (a laptop sleeps, a NAT forgets
+   * it): once the heartbeat rhythm is known, long silence replaces the stream.
+   */
   #armWatchdog() {
     clearTimeout(this.#watchdog);
+    if (this.#heartbeatGapMs === null) return;
+    const limit = Math.max(MIN_SILENCE_MS, SILENT_HEARTBEATS * this.#heartbeatGapMs);
     this.#watchdog = setTimeout(() => {
       this.#status("reconnecting");
       this.#scheduleReopen();
-    }, this.#silenceLimitMs);
+    }, limit);
   }
 
   #track(event) {

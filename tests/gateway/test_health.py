@@ -1,0 +1,96 @@
+"""/healthz, /readyz and /metrics, including a broker outage and a database outage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+
+from shared.bus import Bus
+from shared.contracts import Stage2Failed, encode
+from tests.gateway.conftest import WAIT_S, Gateway, GatewayFactory, SseConnector, close_all
+from tests.support.tcp_proxy import TcpProxy
+
+ProxyFactory = Callable[[str], tuple[TcpProxy, str]]
+
+
+async def _wait_status(client: httpx.AsyncClient, path: str, status: int) -> httpx.Response:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    while True:
+        response = await client.get(path)
+        if response.status_code == status or loop.time() > deadline:
+            return response
+        await asyncio.sleep(0.1)
+
+
+async def test_health_ready_and_metrics(gateway: Gateway, http: httpx.AsyncClient) -> None:
+    assert (await http.get("/healthz")).json() == {"status": "ok"}
+    ready = await http.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"database": True, "broker": True}}
+    metrics = await http.get("/metrics")
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    for name in (
+        "gateway_sse_clients",
+        "gateway_sse_connections_total",
+        "gateway_sse_dropped_clients_total",
+        "gateway_sse_events_sent_total",
+        "gateway_events_published_total",
+        "process_cpu_seconds_total",
+    ):
+        assert name in metrics.text
+
+
+async def test_broker_outage_makes_it_unready_then_reconnect_sends_reset(
+    gateway_factory: GatewayFactory, amqp_url: str, tcp_proxy: ProxyFactory, bus: Bus
+) -> None:
+    proxy, proxied_amqp = tcp_proxy(amqp_url)
+    gateway = await gateway_factory(amqp_url=proxied_amqp)
+    sse = SseConnector(gateway.base_url, [])
+    async with httpx.AsyncClient(base_url=gateway.base_url, timeout=WAIT_S) as http:
+        try:
+            client = await sse.connect()
+            proxy.cut()
+            down = await _wait_status(http, "/readyz", 503)
+            assert down.status_code == 503
+            assert down.json()["checks"] == {"database": True, "broker": False}
+
+            proxy.restore()
+            reset = await client.next()
+            assert reset.event == "reset"
+            assert "broker reconnected" in json.loads(reset.data)["reason"]
+            assert reset.id  # buffered, so a client that was away sees it on resume
+            assert (await _wait_status(http, "/readyz", 200)).status_code == 200
+
+            # Events flow again through the re-declared queue.
+            message = Stage2Failed(
+                execution_id=5, error="boom", retry_count=1, timestamp=datetime.now(UTC)
+            )
+            await bus.publish(message)
+            assert (await client.next()).data == encode(message).decode()
+        finally:
+            await close_all(sse)
+
+
+async def test_database_outage_makes_it_unready(
+    gateway_factory: GatewayFactory, database_url: str, tcp_proxy: ProxyFactory
+) -> None:
+    proxy, proxied_db = tcp_proxy(database_url)
+    gateway = await gateway_factory(database_url=proxied_db)
+    async with httpx.AsyncClient(base_url=gateway.base_url, timeout=WAIT_S) as http:
+        assert (await http.get("/readyz")).status_code == 200
+        proxy.cut()
+        down = await _wait_status(http, "/readyz", 503)
+        assert down.status_code == 503
+        assert down.json()["checks"] == {"database": False, "broker": True}
+        assert (await http.get("/healthz")).status_code == 200  # alive, just not ready
+        unavailable = await http.get("/api/executions")
+        assert unavailable.status_code == 503
+        assert unavailable.json() == {"detail": "database unavailable, retry shortly"}
+        proxy.restore()
+        assert (await _wait_status(http, "/readyz", 200)).status_code == 200

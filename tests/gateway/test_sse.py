@@ -1,0 +1,249 @@
+"""GET /api/events over a real socket, fed by real bus messages."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+
+import httpx
+
+from services.gateway.hub import Hub
+from shared.bus import Bus
+from shared.contracts import (
+    ExecutionBatch,
+    ExecutionSummary,
+    ExtractedData,
+    Stage2Complete,
+    Stage2Failed,
+    encode,
+)
+from tests.gateway.conftest import Gateway, GatewayFactory, SseConnector, close_all, wait_until
+
+
+def complete(execution_id: int) -> Stage2Complete:
+    return Stage2Complete(
+        execution_id=execution_id,
+        processing_time_ms=12.5,
+        extracted_data=ExtractedData(
+            has_smoke=True,
+            alert_level="high",
+            detection_count=2,
+            has_image=True,
+            telegram_sent=False,
+        ),
+        timestamp=datetime.now(UTC),
+    )
+
+
+def summary(execution_id: int) -> ExecutionSummary:
+    return ExecutionSummary(
+        id=execution_id,
+        workflow_id="wf-smoke",
+        camera_id="sai-cam-node-07",
+        status="success",
+        started_at=datetime.now(UTC),
+        processing_stage="stage2",
+        has_smoke=False,
+        alert_level="none",
+        detection_count=0,
+        has_image=True,
+        telegram_sent=False,
+        extracted_at=datetime.now(UTC),
+    )
+
+
+async def published(hub: Hub, count: int) -> None:
+    """Wait until the hub has fanned out `count` events (bus delivery is asynchronous)."""
+    await wait_until(lambda: sum(hub.stats.events_published.values()) >= count, "bus delivery")
+
+
+async def test_stage2_complete_reaches_two_clients_with_exact_payload_and_id(
+    gateway: Gateway, sse: SseConnector, bus: Bus
+) -> None:
+    first = await sse.open()
+    connection = await first.next()
+    assert connection.event == "connection"
+    assert connection.id == ""  # control events carry no id
+    data = json.loads(connection.data)
+    assert set(data) == {"client_id", "timestamp", "resumed_from"}
+    assert data["resumed_from"] is None
+    second = await sse.connect()
+
+    message = complete(201)
+    await bus.publish(message)
+
+    events = [await first.next(), await second.next()]
+    for event in events:
+        assert event.event == "etl:stage2:complete"
+        assert event.data == encode(message).decode()  # the bus body, untouched
+        assert Stage2Complete.model_validate_json(event.data) == message
+        assert re.fullmatch(rf"{gateway.hub.epoch}-\d+", event.id)
+    assert events[0].id == events[1].id
+
+
+async def test_each_routing_key_becomes_its_sse_event(
+    gateway: Gateway, sse: SseConnector, bus: Bus
+) -> None:
+    client = await sse.connect()
+    batch = ExecutionBatch(executions=[summary(7), summary(8)], timestamp=datetime.now(UTC))
+    failed = Stage2Failed(
+        execution_id=9, error="image is not a JPEG", retry_count=3, timestamp=datetime.now(UTC)
+    )
+    await bus.publish(batch)
+    await bus.publish(failed)
+    got = [await client.next(), await client.next()]
+    assert [(e.event, e.data) for e in got] == [
+        ("execution:batch", encode(batch).decode()),
+        ("etl:stage2:failed", encode(failed).decode()),
+    ]
+    ids = [int(e.id.rsplit("-", 1)[1]) for e in got]
+    assert ids[1] == ids[0] + 1
+
+
+async def test_invalid_bus_messages_never_reach_clients_and_the_stream_goes_on(
+    gateway: Gateway, sse: SseConnector, bus: Bus
+) -> None:
+    client = await sse.connect()
+    await bus.publish_raw("stage2.complete", b"{not json")
+    await bus.publish_raw("stage2.failed", json.dumps({"execution_id": 1}).encode())
+    good = complete(3)
+    await bus.publish(good)
+    event = await client.next()
+    assert event.data == encode(good).decode()
+    assert sum(gateway.hub.stats.events_published.values()) == 1
+
+
+async def test_reconnect_with_last_event_id_replays_exactly_the_missed_events(
+    gateway: Gateway, sse: SseConnector, bus: Bus
+) -> None:
+    watcher = await sse.connect()  # stays connected throughout
+    leaver = await sse.connect()
+    await bus.publish(complete(1))
+    seen = await leaver.next()
+    assert (await watcher.next()).id == seen.id
+    await leaver.source.response.aclose()
+    await wait_until(lambda: gateway.hub.client_count == 1, "the leaver to be unregistered")
+
+    missed = [complete(i) for i in (2, 3, 4)]
+    for message in missed:
+        await bus.publish(message)
+    missed_ids = [(await watcher.next()).id for _ in missed]
+
+    back = await sse.open(last_event_id=seen.id)
+    connection = await back.next()
+    assert connection.event == "connection"
+    assert json.loads(connection.data)["resumed_from"] == seen.id
+    replayed = [await back.next() for _ in missed]
+    assert [e.id for e in replayed] == missed_ids
+    assert [e.data for e in replayed] == [encode(m).decode() for m in missed]
+
+    live = complete(5)
+    await bus.publish(live)
+    after = await back.next()  # the next live event, nothing duplicated in between
+    assert after.data == encode(live).decode()
+    assert (await watcher.next()).id == after.id
+
+
+async def test_unusable_last_event_id_gets_reset_then_live_events(
+    gateway_factory: GatewayFactory, bus: Bus
+) -> None:
+    gateway = await gateway_factory(replay_buffer_size=2)
+    sse = SseConnector(gateway.base_url, [])
+    try:
+        early = await sse.connect()
+        for i in range(1, 5):
+            await bus.publish(complete(i))
+        first_id = (await early.next()).id
+        await published(gateway.hub, 4)
+
+        for stale, reason in [
+            (first_id, "older than the replay buffer"),
+            ("0123456789ab-1", "unknown or expired event id"),
+            ("not-an-id", "unknown or expired event id"),
+        ]:
+            client = await sse.connect(last_event_id=stale)
+            reset = await client.next()
+            assert reset.event == "reset"
+            assert reason in json.loads(reset.data)["reason"]
+            assert reset.id == gateway.hub.head_id
+
+        live = complete(99)
+        await bus.publish(live)
+        assert (await client.next()).data == encode(live).decode()
+    finally:
+        await close_all(sse)
+
+
+async def test_heartbeats_arrive_on_the_interval_without_ids(
+    gateway_factory: GatewayFactory,
+) -> None:
+    gateway = await gateway_factory(heartbeat_interval_s=0.2)
+    sse = SseConnector(gateway.base_url, [])
+    try:
+        client = await sse.connect()
+        for _ in range(2):
+            beat = await client.next(skip_heartbeats=False)
+            assert beat.event == "heartbeat"
+            assert beat.id == ""
+            assert set(json.loads(beat.data)) == {"timestamp"}
+    finally:
+        await close_all(sse)
+
+
+async def test_a_disconnected_client_is_removed_at_once(
+    gateway: Gateway, sse: SseConnector, http: httpx.AsyncClient
+) -> None:
+    client = await sse.connect()
+    assert gateway.hub.client_count == 1
+    assert "gateway_sse_clients 1.0" in (await http.get("/metrics")).text
+    await client.source.response.aclose()
+    await wait_until(lambda: gateway.hub.client_count == 0, "the client to be unregistered")
+    assert "gateway_sse_clients 0.0" in (await http.get("/metrics")).text
+
+
+async def test_a_slow_client_is_dropped_while_a_fast_one_keeps_receiving(
+    gateway_factory: GatewayFactory, bus: Bus
+) -> None:
+    gateway = await gateway_factory(client_queue_size=4, client_drop_grace_s=0.2)
+    sse = SseConnector(gateway.base_url, [])
+    try:
+        slow = await sse.connect()  # reads nothing until the drop
+        fast = await sse.connect()
+        big = ExecutionBatch(
+            executions=[summary(i) for i in range(1, 201)], timestamp=datetime.now(UTC)
+        )
+        sent_ids: list[str] = []
+        # Once the socket buffers towards the stalled reader are full, its queue
+        # fills and the hub drops it. The bound is only a guard.
+        for _ in range(5000):
+            await bus.publish(big)
+            event = await fast.next()  # the fast client gets every event, in step
+            assert event.data == encode(big).decode()
+            sent_ids.append(event.id)
+            if gateway.hub.stats.dropped_clients:
+                break
+        assert gateway.hub.stats.dropped_clients == 1
+        assert gateway.hub.client_count == 1  # only the fast one is left
+
+        # The fast client keeps receiving after the drop.
+        await bus.publish(complete(1))
+        after = await fast.next()
+        assert after.event == "etl:stage2:complete"
+        sent_ids.append(after.id)
+
+        # The slow client's stream ends after what was already on the wire ...
+        got: list[str] = []
+        try:
+            while True:
+                got.append((await slow.next()).id)
+        except (httpx.HTTPError, StopAsyncIteration):
+            pass
+        assert got == sent_ids[: len(got)]
+        assert len(got) < len(sent_ids)
+        # ... and it resumes by Last-Event-ID with exactly what it missed.
+        back = await sse.connect(last_event_id=got[-1])
+        replayed = [(await back.next()).id for _ in sent_ids[len(got) :]]
+        assert replayed == sent_ids[len(got) :]
+    finally:
+        await close_all(sse)
