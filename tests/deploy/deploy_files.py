@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dockerfile
 import yaml
 
 from shared import settings
@@ -63,8 +64,8 @@ def settings_classes() -> list[type[CommonSettings]]:
 def env_names(cls: type[CommonSettings]) -> set[str]:
     """The environment variables a settings class reads (upper-cased field names)."""
     names: set[str] = set()
-    for name, field in cls.model_fields.items():
-        alias = field.validation_alias if isinstance(field.validation_alias, str) else None
+    for name, info in cls.model_fields.items():
+        alias = info.validation_alias if isinstance(info.validation_alias, str) else None
         names.add((alias or name).upper())
     return names
 
@@ -234,3 +235,48 @@ def container_environment(
         else:
             raise AssertionError(f"{entry['name']}: unsupported env source {entry}")
     return env, duplicates
+
+
+# --- Dockerfile ------------------------------------------------------------------------
+
+
+@dataclass
+class Stage:
+    image: str
+    name: str | None
+    commands: list[dockerfile.Command] = field(default_factory=list)
+
+    def all(self, instruction: str) -> list[dockerfile.Command]:
+        return [c for c in self.commands if c.cmd == instruction]
+
+
+def substitute(text: str, args: dict[str, str]) -> str:
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args.get(m[1] or m[2], m[0]), text)
+
+
+def parse_stages() -> list[Stage]:
+    """The Dockerfile's stages, FROM images resolved against the global ARG defaults."""
+    global_args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for command in dockerfile.parse_file(str(DOCKERFILE)):
+        if command.cmd == "FROM":
+            image = substitute(command.value[0], global_args)
+            name = command.value[2] if len(command.value) == 3 else None
+            stages.append(Stage(image, name))
+        elif not stages:
+            if command.cmd == "ARG" and "=" in command.value[0]:
+                key, default = command.value[0].split("=", 1)
+                global_args[key] = default
+        else:
+            stages[-1].commands.append(command)
+    return stages
+
+
+def copy_sources(stage: Stage) -> list[str]:
+    """Sources of the stage's COPY instructions that come from the build context."""
+    sources: list[str] = []
+    for command in stage.all("COPY"):
+        if any(flag.startswith("--from") for flag in command.flags):
+            continue
+        sources.extend(command.value[:-1])
+    return sources

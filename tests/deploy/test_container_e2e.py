@@ -1,0 +1,307 @@
+"""End to end in containers: build deploy/Dockerfile, run the broker, the database,
+migrations and the three services as containers configured exactly as
+deploy/docker-compose.yml configures them, and watch an execution that finishes Stage 2
+out of order reach an SSE client.
+
+Needs a Docker engine (testcontainers); without one the test is skipped with the reason
+"no Docker engine" — the only test of the suite allowed to skip for that reason. The
+static checks of the same files (tests/deploy/test_*.py) run everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import queue
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from httpx_sse import connect_sse
+
+from services.etl.generator import make_raw_execution
+from services.etl.ingest import ingest_execution
+from tests.deploy.deploy_files import (
+    REPO_ROOT,
+    compose,
+    compose_app_services,
+    compose_environment,
+    copy_sources,
+    parse_stages,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+
+SLOW_ID, FAST_ID = 100, 101  # ingested in this order; the slow one finishes last
+SLOW_STAGE2_MS = 10_000
+DEADLINE_S = 300  # deadlock guard for every wait below, not a performance bound
+
+
+def docker_engine_answers() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        client = docker.from_env(timeout=5)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="module")
+def docker_engine() -> None:
+    if not docker_engine_answers():
+        pytest.skip("no Docker engine")
+
+
+# --- the image ------------------------------------------------------------------------------
+
+
+def build_context(target: Path) -> Path:
+    """A build context with only what the Dockerfile copies (docker-py's build sends the
+    whole directory and ignores BuildKit's Dockerfile-specific ignore file)."""
+    dockerfile_path = REPO_ROOT / "deploy" / "Dockerfile"
+    sources = {source for stage in parse_stages() for source in copy_sources(stage)}
+    for source in sorted(sources):
+        origin = REPO_ROOT / source
+        destination = target / source
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if origin.is_dir():
+            ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+            shutil.copytree(origin, destination, ignore=ignore)
+        else:
+            shutil.copy2(origin, destination)
+    (target / "deploy").mkdir(exist_ok=True)
+    shutil.copy2(dockerfile_path, target / "deploy" / "Dockerfile")
+    return target
+
+
+@pytest.fixture(scope="module")
+def image(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from testcontainers.core.image import DockerImage
+
+    context = build_context(tmp_path_factory.mktemp("image-context"))
+    tag = f"smokesignal-e2e:{uuid.uuid4().hex[:8]}"
+    with DockerImage(path=context, dockerfile_path="deploy/Dockerfile", tag=tag):
+        yield tag
+
+
+# --- the stack ------------------------------------------------------------------------------
+
+
+class Stack:
+    """Containers on one network, stopped (and the images volume removed) at the end."""
+
+    def __init__(self) -> None:
+        from testcontainers.core.network import Network
+
+        self.network = Network().create()
+        self.images_volume = f"smokesignal-e2e-images-{uuid.uuid4().hex[:8]}"
+        self.containers: list[Any] = []
+
+    def add(self, container: Any) -> Any:
+        self.containers.append(container)
+        return container
+
+    def close(self) -> None:
+        for container in reversed(self.containers):
+            with contextlib.suppress(Exception):
+                container.stop()
+        with contextlib.suppress(Exception):
+            self.network.remove()
+        with contextlib.suppress(Exception):
+            import docker
+
+            client = docker.from_env()
+            client.volumes.get(self.images_volume).remove(force=True)
+            client.close()
+
+
+def app_container(stack: Stack, image: str, service: str) -> Any:
+    """A container of the smokesignal image run as compose runs `service`."""
+    from testcontainers.core.container import DockerContainer
+
+    _, definition = compose_app_services()[service]
+    container = DockerContainer(image).with_command(list(definition["command"]))
+    container.with_envs(**compose_environment(definition))
+    container.with_network(stack.network)
+    for volume in definition.get("volumes", []):
+        source, target, *mode = volume.split(":")
+        assert source == "images", f"{service}: unexpected volume {volume}"
+        container.with_volume_mapping(stack.images_volume, target, mode[0] if mode else "rw")
+    return stack.add(container)
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def is_ready(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url}/readyz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def is_healthy(container: Any) -> bool:
+    """What the image's HEALTHCHECK last reported."""
+    wrapped = container.get_wrapped_container()
+    wrapped.reload()
+    return bool(wrapped.attrs["State"].get("Health", {}).get("Status") == "healthy")
+
+
+# --- the SSE client -------------------------------------------------------------------------
+
+
+class SseClient(threading.Thread):
+    """Reads /api/events into a queue of (event, data) until the stream ends."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(daemon=True)
+        self.base_url = base_url
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        timeout = httpx.Timeout(10.0, read=120.0)
+        try:
+            with (
+                httpx.Client(base_url=self.base_url, timeout=timeout) as client,
+                connect_sse(client, "GET", "/api/events") as source,
+            ):
+                source.response.raise_for_status()
+                for event in source.iter_sse():
+                    self.events.put((event.event, json.loads(event.data) if event.data else None))
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            self.error = exc
+
+    def next_event(self) -> tuple[str, Any]:
+        try:
+            return self.events.get(timeout=DEADLINE_S)
+        except queue.Empty:
+            raise AssertionError(
+                f"no SSE event for {DEADLINE_S} s (error: {self.error!r})"
+            ) from None
+
+
+def execution_ids(event: str, data: Any) -> list[int]:
+    if event == "execution:batch":
+        return [summary["id"] for summary in data["executions"]]
+    if event == "etl:stage2:complete":
+        return [data["execution_id"]]
+    return []
+
+
+async def ingest_out_of_order(database_url: str) -> None:
+    """The older execution is slow in Stage 2, the newer one fast: the newer finishes first."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        for execution_id, delay_ms in ((SLOW_ID, SLOW_STAGE2_MS), (FAST_ID, 0)):
+            raw = make_raw_execution(execution_id, stage2_delay_ms=delay_ms)
+            await ingest_execution(conn, json.dumps(raw), source="e2e")
+    finally:
+        await conn.close()
+
+
+# --- the test -------------------------------------------------------------------------------
+
+
+def test_out_of_order_execution_reaches_an_sse_client_through_containers(image: str) -> None:
+    try:
+        from testcontainers.community.postgres import PostgresContainer
+        from testcontainers.community.rabbitmq import RabbitMqContainer
+    except ImportError:  # testcontainers before the community namespace
+        from testcontainers.postgres import PostgresContainer
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+    infra = compose()["services"]
+    pg_env, mq_env = infra["postgres"]["environment"], infra["rabbitmq"]["environment"]
+    by_role = {role: name for name, (role, _) in compose_app_services().items()}
+
+    stack = Stack()
+    try:
+        # Broker and database, reachable under their compose service names.
+        postgres = stack.add(
+            PostgresContainer(
+                infra["postgres"]["image"],
+                username=pg_env["POSTGRES_USER"],
+                password=pg_env["POSTGRES_PASSWORD"],
+                dbname=pg_env["POSTGRES_DB"],
+                driver=None,
+            )
+            .with_network(stack.network)
+            .with_network_aliases("postgres")
+        )
+        postgres.start()
+        rabbitmq = stack.add(
+            RabbitMqContainer(
+                infra["rabbitmq"]["image"],
+                username=mq_env["RABBITMQ_DEFAULT_USER"],
+                password=mq_env["RABBITMQ_DEFAULT_PASS"],
+            )
+            .with_network(stack.network)
+            .with_network_aliases("rabbitmq")
+        )
+        rabbitmq.start()
+
+        # Migrations, one shot, must succeed before the services start (as in compose).
+        migrate = app_container(stack, image, by_role["migrate"]).start()
+        assert migrate.wait() == 0, migrate.get_logs()
+
+        # Two ETL workers (compose runs two replicas), the poller, the gateway.
+        workers = [app_container(stack, image, by_role["etl"]).start() for _ in range(2)]
+        poller = app_container(stack, image, by_role["poller"]).start()
+        gateway_port = int(
+            compose_environment(compose_app_services()[by_role["gateway"]][1])["GATEWAY_PORT"]
+        )
+        gateway = (
+            app_container(stack, image, by_role["gateway"]).with_exposed_ports(gateway_port).start()
+        )
+        base_url = (
+            f"http://{gateway.get_container_host_ip()}:{gateway.get_exposed_port(gateway_port)}"
+        )
+        wait_until(functools.partial(is_ready, base_url), "the gateway's /readyz")
+
+        client = SseClient(base_url)
+        client.start()
+        event, _ = client.next_event()
+        assert event == "connection"
+
+        asyncio.run(ingest_out_of_order(postgres.get_connection_url(driver=None)))
+
+        first_seen: list[int] = []
+        while SLOW_ID not in first_seen:
+            event, data = client.next_event()
+            for execution_id in execution_ids(event, data):
+                if execution_id not in first_seen:
+                    first_seen.append(execution_id)
+        assert first_seen == [FAST_ID, SLOW_ID], "the slow, older execution arrives after"
+
+        # The image etl wrote is served by the gateway: the volume is shared.
+        with httpx.Client(base_url=base_url, timeout=30) as http:
+            for kind in ("image", "thumbnail"):
+                response = http.get(f"/api/executions/{SLOW_ID}/{kind}")
+                assert response.status_code == 200, response.text
+                assert response.headers["content-type"].startswith("image/")
+            summary = http.get(f"/api/executions/{SLOW_ID}").json()
+            assert summary["processing_stage"] == "stage2"
+
+        # Every long-running container reports healthy through the image's HEALTHCHECK.
+        for container in [*workers, poller, gateway]:
+            wait_until(functools.partial(is_healthy, container), "a healthy container")
+    finally:
+        stack.close()
