@@ -145,10 +145,12 @@ class OutboxRelay:
                     next_cleanup = loop.time() + self.config.cleanup_interval_s
                     if deleted:
                         log.info("outbox: deleted published rows", extra={"deleted": deleted})
-            except DB_ERRORS as exc:
+            except Exception as exc:
+                # Database down, or a broker-client error the bus did not wrap: retry later.
                 log.warning(
-                    "outbox relay: database unavailable, retrying",
+                    "outbox relay: round failed, retrying",
                     extra={"error": describe_error(exc), "retry_in_s": backoff},
+                    exc_info=not isinstance(exc, DB_ERRORS),
                 )
                 await wait_any(stop, max_wait_s=backoff)
                 backoff = min(backoff * 2, self.config.retry_max_s)

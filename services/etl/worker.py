@@ -150,11 +150,12 @@ class Stage2Worker:
                 await self._fail(job, describe_error(exc), started, permanent=False)
             else:
                 await self._complete(job, result, started)
-        except DB_ERRORS as exc:
+        except Exception as exc:
             # The outcome could not be written; the lease will expire and the job is retried.
             log.error(
                 "stage2: could not record the outcome; the job will be retried after its lease",
                 extra={**context, "error": describe_error(exc)},
+                exc_info=not isinstance(exc, DB_ERRORS),
             )
 
     async def _complete(self, job: ClaimedJob, result: Stage2Result, started: float) -> None:
