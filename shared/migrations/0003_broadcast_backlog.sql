@@ -15,15 +15,18 @@ CREATE TABLE broadcast_backlog (
 CREATE INDEX broadcast_backlog_extracted_at_idx
     ON broadcast_backlog (extracted_at, execution_id);
 
--- A completion (extracted_at set or changed) enters the backlog. A completion
--- of an execution already in broadcast_ids enters too; the poller's
--- INSERT … ON CONFLICT DO NOTHING then drops it without publishing.
+-- A completion (extracted_at set or changed) enters the backlog, unless the
+-- execution was broadcast already (Stage 2 ran again). If a poller is claiming
+-- it at this very moment the check cannot see that yet and the row enters
+-- anyway; the poller's INSERT … ON CONFLICT DO NOTHING then drops it unsent.
 CREATE FUNCTION backlog_completed_execution() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO broadcast_backlog (execution_id, extracted_at)
-    VALUES (NEW.id, NEW.extracted_at)
-    ON CONFLICT (execution_id) DO UPDATE SET extracted_at = EXCLUDED.extracted_at;
+    IF NOT EXISTS (SELECT 1 FROM broadcast_ids WHERE execution_id = NEW.id) THEN
+        INSERT INTO broadcast_backlog (execution_id, extracted_at)
+        VALUES (NEW.id, NEW.extracted_at)
+        ON CONFLICT (execution_id) DO UPDATE SET extracted_at = EXCLUDED.extracted_at;
+    END IF;
     RETURN NULL;
 END;
 $$;

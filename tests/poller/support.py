@@ -12,6 +12,7 @@ from typing import Any, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from services.poller.tick import poll_once
 from shared.bus import Bus, Delivery
 from shared.contracts import ExecutionBatch, ExecutionSummary, RoutingKey
 from shared.settings import PollerSettings
@@ -61,6 +62,24 @@ async def complete(db: Db, ids: Iterable[int], age_s: float = 0.0) -> None:
 
 async def broadcast_set(db: Db) -> set[int]:
     return {r["execution_id"] for r in await db.fetch("SELECT execution_id FROM broadcast_ids")}
+
+
+async def drain(pool: asyncpg.Pool, bus: Bus, settings: PollerSettings) -> list[int]:
+    """Tick until nothing inside the look-back is left to claim; return all ids published.
+
+    An empty tick alone does not prove that: a batch can consist only of
+    completions dropped as already broadcast.
+    """
+    published: list[int] = []
+    while True:
+        got = await poll_once(pool, bus, settings)
+        published += got
+        if not got and not await pool.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM broadcast_backlog
+                              WHERE extracted_at >= now() - make_interval(secs => $1))""",
+            float(settings.poller_lookback_s),
+        ):
+            return published
 
 
 async def wait_until(predicate: Callable[[], bool], guard_s: float = 60, what: str = "") -> None:

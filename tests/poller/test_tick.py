@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import asyncpg
@@ -13,6 +14,8 @@ from tests.poller.support import (
     BatchCollector,
     broadcast_set,
     complete,
+    drain,
+    eventually,
     insert_executions,
     poller_settings,
 )
@@ -108,8 +111,7 @@ async def test_thousand_executions_completed_in_random_order_are_each_published_
         position += step
         for _ in range(rng.randint(0, 2)):
             returned += await poll_once(db_pool, bus, settings)
-    while batch := await poll_once(db_pool, bus, settings):
-        returned += batch
+    returned += await drain(db_pool, bus, settings)
     assert sorted(returned) == ids
     await collector.flush(bus)
     assert sorted(collector.ids) == ids
@@ -153,9 +155,44 @@ async def test_completing_again_after_the_broadcast_does_not_republish(
     await complete(db_pool, [5], age_s=10)
     assert await poll_once(db_pool, bus, settings) == [5]
     await complete(db_pool, [5])  # Stage 2 ran again: a new extracted_at
-    assert await db_pool.fetchval("SELECT count(*) FROM broadcast_backlog") == 1
+    assert await db_pool.fetchval("SELECT count(*) FROM broadcast_backlog") == 0
+    assert await poll_once(db_pool, bus, settings) == []
+
+
+async def test_a_completion_racing_its_own_claim_is_dropped_not_republished(
+    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+) -> None:
+    """Stage 2 completes again while a poller's claim of the same execution is uncommitted."""
+    settings = poller_settings(database_url, amqp_url, bus.exchange_name)
+    await insert_executions(db_pool, [5, 6])
+    await complete(db_pool, [5], age_s=10)
+    async with db_pool.acquire() as claimer:
+        claim = claimer.transaction()
+        await claim.start()
+        assert [r["id"] for r in await claimer.fetch(CLAIM_SQL, 86400.0, 10)] == [5]
+        # The re-completion cannot see the uncommitted claim; it waits for its row lock.
+        again = asyncio.create_task(complete(db_pool, [5]))
+        await _until_waiting_for_a_lock(db_pool)
+        await claim.commit()
+        await again
+    assert await db_pool.fetchval("SELECT count(*) FROM broadcast_backlog") == 1  # stale row
+    await complete(db_pool, [6])
+    assert await poll_once(db_pool, bus, settings) == [6]
     assert await poll_once(db_pool, bus, settings) == []
     assert await db_pool.fetchval("SELECT count(*) FROM broadcast_backlog") == 0
+
+
+async def _until_waiting_for_a_lock(db_pool: asyncpg.Pool) -> None:
+    async def waiting() -> bool:
+        return bool(
+            await db_pool.fetchval(
+                """SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                                  WHERE datname = current_database()
+                                    AND wait_event_type = 'Lock')"""
+            )
+        )
+
+    await eventually(waiting, what="re-completion blocked on the claim")
 
 
 async def test_executions_marked_broadcast_directly_leave_the_backlog(

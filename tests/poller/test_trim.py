@@ -8,10 +8,15 @@ import asyncpg
 import pytest
 
 from services.poller import trim
-from services.poller.tick import poll_once
 from services.poller.trim import trim_poller_state
 from shared.bus import Bus
-from tests.poller.support import broadcast_set, complete, insert_executions, poller_settings
+from tests.poller.support import (
+    broadcast_set,
+    complete,
+    drain,
+    insert_executions,
+    poller_settings,
+)
 
 LOOKBACK_S = 3600.0
 MARGIN_S = 600.0
@@ -57,9 +62,7 @@ async def test_trim_removes_only_state_older_than_lookback_plus_margin(
     warning = next(r for r in caplog.records if "expired without a broadcast" in r.message)
     assert warning.__dict__["execution_ids"] == list(range(20, 27))
 
-    published: list[int] = []
-    while batch := await poll_once(db_pool, bus, settings):
-        published += batch
+    published = await drain(db_pool, bus, settings)
     assert published == list(range(30, 35))
 
     again = await trim_poller_state(db_pool, settings)
