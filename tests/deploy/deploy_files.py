@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import dockerfile
+import kubernetes_validate.utils
 import yaml
 
 from shared import settings
@@ -32,9 +33,9 @@ K8S_BASE = K8S_DIR / "base"
 K8S_DEMO = K8S_DIR / "demo"
 KUSTOMIZATION = "kustomization.yaml"
 
-# The Kubernetes versions the manifests must be valid for: the oldest supported and a
-# current one (kubernetes-validate ships the schemas, no cluster needed).
-KUBERNETES_VERSIONS = ("1.30", "1.35")
+# The Kubernetes versions the manifests must be valid for: the oldest supported and the
+# newest whose schemas the installed kubernetes-validate ships (offline, no cluster).
+KUBERNETES_VERSIONS = ("1.30", ".".join(kubernetes_validate.utils.latest_version().split(".")[:2]))
 
 # The image's roles (entrypoint.sh) and the settings class each one's process reads.
 ROLE_SETTINGS: dict[str, type[CommonSettings]] = {
