@@ -69,6 +69,9 @@ class PollerSettings(CommonSettings):
     poller_publish_timeout_s: float = Field(default=10.0, gt=0)
     # How long start-up keeps retrying an unreachable broker before giving up.
     poller_connect_retry_s: float = Field(default=60.0, ge=0)
+    # Wait for the WAL flush when committing a claim. Off by default: a claim lost
+    # in a database crash is re-published (a duplicate), never missed.
+    poller_synchronous_commit: bool = False
 
 
 class GatewaySettings(CommonSettings):
