@@ -27,6 +27,7 @@ from tests.deploy.deploy_files import (
     kustomize_objects,
     load_documents,
     manifest_files,
+    parse_stages,
     workloads,
 )
 
@@ -168,8 +169,12 @@ def test_pods_run_unprivileged(base: list[dict[str, Any]]) -> None:
 
 
 def test_app_pods_run_as_the_image_user(base: list[dict[str, Any]]) -> None:
+    image_user = parse_stages()[-1].all("USER")[-1].value[0]
+    uid, _, gid = image_user.partition(":")
     for _, container, workload in app_containers(base):
-        assert pod_spec(workload)["securityContext"]["runAsUser"] == 10001
+        security = pod_spec(workload)["securityContext"]
+        assert security["runAsUser"] == int(uid)
+        assert security["runAsGroup"] == int(gid or uid)
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
         assert "/tmp" in mounts, "a writable /tmp for a read-only root filesystem"
