@@ -76,7 +76,6 @@ class Bus:
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractRobustChannel | None = None
         self._exchange: AbstractExchange | None = None
-        self._publish_lock = asyncio.Lock()
 
     # -- lifecycle ---------------------------------------------------------
 
