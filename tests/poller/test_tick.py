@@ -7,6 +7,7 @@ import random
 
 import asyncpg
 
+from services.poller.explain import explain_claim
 from services.poller.queries import CLAIM_SQL
 from services.poller.tick import poll_once
 from shared.bus import Bus
@@ -244,3 +245,18 @@ async def test_a_row_that_breaks_the_contract_is_recorded_and_the_rest_published
     assert "alert_level" in rejected[0]["error"]
     await collector.flush(bus)
     assert collector.ids == [1, 3]
+
+
+async def test_explain_claim_shows_the_plan_and_changes_nothing(
+    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+) -> None:
+    settings = poller_settings(database_url, amqp_url, bus.exchange_name)
+    await insert_executions(db_pool, [1, 2])
+    await complete(db_pool, [1, 2])
+    async with db_pool.acquire() as conn:
+        plan = await explain_claim(conn, settings)
+    assert "Insert on broadcast_ids" in plan
+    assert "broadcast_backlog" in plan
+    assert "Execution Time" in plan
+    assert await broadcast_set(db_pool) == set()
+    assert await poll_once(db_pool, bus, settings) == [1, 2]
