@@ -66,14 +66,20 @@ def discover() -> Infra:
     if database_url is None or amqp_url is None:
         try:
             if database_url is None:
-                from testcontainers.postgres import PostgresContainer
+                try:  # testcontainers >= 4.14 moved the modules under .community
+                    from testcontainers.community.postgres import PostgresContainer
+                except ImportError:
+                    from testcontainers.postgres import PostgresContainer
 
                 pg = PostgresContainer("postgres:16-alpine", driver=None).start()
                 containers.append(pg)
                 database_url = pg.get_connection_url()
                 sources.append("testcontainers postgres")
             if amqp_url is None:
-                from testcontainers.rabbitmq import RabbitMqContainer
+                try:
+                    from testcontainers.community.rabbitmq import RabbitMqContainer
+                except ImportError:
+                    from testcontainers.rabbitmq import RabbitMqContainer
 
                 mq = RabbitMqContainer("rabbitmq:3.13-alpine").start()
                 containers.append(mq)
