@@ -1,6 +1,99 @@
-"""`make bench` entry point (the benchmark suite is filled in by the benchmarks issue)."""
+"""`python -m bench [NAME ...] [--quick]`: run the benchmarks, write JSON, print a table.
 
+`make bench` runs them all at full scale (a few minutes on the 2-core machine);
+`--quick` runs every one at a tiny scale (a smoke test of the harness, not figures).
+Results merge into bench/results/latest.json (one entry per benchmark, each with
+the command, the machine and its load when it ran).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
 import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import fanout, latency, poller_cycle, stage2_throughput, versus_old
+from bench.machine import describe
+from bench.report import print_table
+from bench.targets import evaluate
+
+RESULTS = Path(__file__).parent / "results" / "latest.json"
+QUICK_RESULTS = Path(__file__).parent / "results" / "quick.json"
+
+Runner = Callable[[], Awaitable[dict[str, Any]]]
+
+FULL: dict[str, Runner] = {
+    "poller": lambda: poller_cycle.run(),
+    "stage2": lambda: stage2_throughput.run(),
+    "latency": lambda: latency.run(),
+    "versus_old": lambda: versus_old.run(),
+    "fanout": lambda: fanout.run(),
+}
+QUICK: dict[str, Runner] = {
+    "poller": lambda: poller_cycle.run(sizes=(2_000,), cycles=3, batch=5),
+    "stage2": lambda: stage2_throughput.run(count=20, process_counts=(1,)),
+    "latency": lambda: latency.run(rates=(20,), duration_s=1.0, profile=False),
+    "versus_old": lambda: versus_old.run(
+        count=15, rate=10, max_delay_ms=400, baseline_intervals=(1.0,), drain_s=2.5
+    ),
+    "fanout": lambda: fanout.run(counts=[20], singles=2, burst=3, profile_at=None),
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("names", nargs="*", choices=[[], *FULL], help="benchmarks (all)")
+    parser.add_argument("--quick", action="store_true", help="tiny scale: a harness smoke test")
+    parser.add_argument("--out", type=Path, help="JSON file (results/latest.json; quick.json)")
+    return parser.parse_args(argv)
+
+
+async def run_one(name: str, runner: Runner, command: str) -> dict[str, Any]:
+    machine = describe()
+    started = time.monotonic()
+    print(f"[bench] {name} ... (load {machine['load_average']})", file=sys.stderr, flush=True)
+    result = await runner()
+    took = round(time.monotonic() - started, 1)
+    print(f"[bench] {name} done in {took} s", file=sys.stderr, flush=True)
+    return {
+        "command": command,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "duration_s": took,
+        "machine": machine,
+        "load_average_after": describe()["load_average"],
+        "result": result,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    names = args.names or list(FULL)
+    runners = QUICK if args.quick else FULL
+    out: Path = args.out or (QUICK_RESULTS if args.quick else RESULTS)
+    results: dict[str, Any] = {}
+    if out.exists() and not args.quick:
+        # One benchmark re-run replaces its own entry; the others stay.
+        results = json.loads(out.read_text()).get("benchmarks", {})
+    for name in names:
+        command = f"python -m bench {name}" + (" --quick" if args.quick else "")
+        results[name] = asyncio.run(run_one(name, runners[name], command))
+    document = {
+        "scale": "quick" if args.quick else "full",
+        "benchmarks": results,
+        "targets": evaluate(results),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=1) + "\n")
+    print_table(document)
+    print(f"\nresults: {out}")
+    return 0
+
 
 if __name__ == "__main__":
-    sys.exit("no benchmarks yet")
+    sys.exit(main())

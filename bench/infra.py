@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import resource
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -112,3 +113,23 @@ def cpu_seconds(pid: int) -> float:
 
 def load_average() -> tuple[float, float, float]:
     return os.getloadavg()
+
+
+class CpuMeter:
+    """`with CpuMeter({"name": pid}) as m:` → m.percent: CPU % of each process over the block."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.percent: dict[str, float] = {}
+
+    def __enter__(self) -> CpuMeter:
+        self._wall = time.monotonic()
+        self._cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.monotonic() - self._wall
+        self.percent = {
+            name: round(100 * (cpu_seconds(pid) - self._cpu[name]) / wall, 1)
+            for name, pid in self.pids.items()
+        }

@@ -19,14 +19,16 @@ the stage2 benchmark; here it would only cap the rate we can drive.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from bench.infra import bench_database, delete_exchange, exchange_name, service_env
+from bench.infra import CpuMeter, bench_database, delete_exchange, exchange_name, service_env
 from bench.processes import ProcessGroup
+from bench.profiling import Profile
 from bench.recorder_client import Recorder
 from bench.services import Gateway, etl_worker, poller
 from bench.stats import summary_ms
@@ -104,29 +106,47 @@ def latencies(recorder: Recorder, ids: set[int]) -> tuple[list[float], int]:
     return list(seen.values()), len(ids) - len(seen)
 
 
-async def run(rates: tuple[int, ...] = (50, 200, 500), duration_s: float = 6.0) -> dict[str, Any]:
+async def run(
+    rates: tuple[int, ...] = (50, 200, 500), duration_s: float = 6.0, profile: bool = True
+) -> dict[str, Any]:
     exchange = exchange_name("latency")
     results: list[dict[str, Any]] = []
     counts = [round(rate * duration_s) for rate in rates]
     async with bench_database("latency") as database_url:
         pool = await create_pool(database_url, min_size=4, max_size=16)
         try:
-            await seed_claimed(pool, 1, sum(counts))
+            warm_up_id = sum(counts) + 1
+            await seed_claimed(pool, 1, warm_up_id)
             env = service_env(database_url, exchange)
             with ProcessGroup() as group:
                 gateway = Gateway(env, heartbeat_interval_s=300)
                 group.processes.append(gateway.process)
                 await gateway.start()
-                group.start(etl_worker(env))
-                group.start(poller(env))
+                etl = group.start(etl_worker(env))
+                poll = group.start(poller(env))
                 async with Recorder(f"{gateway.base_url}/api/events") as recorder:
-                    await asyncio.sleep(2)  # relay and poller connected
+                    # One completion end to end first: relay, poller and gateway are live.
+                    await drive(pool, [warm_up_id], 1)
+                    for event in (*STAGE2_COMPLETE, "execution:batch"):
+                        if not await recorder.wait_for_ids({warm_up_id}, (event,), within_s=60):
+                            raise TimeoutError(f"warm-up completion never arrived as {event}")
                     first = 1
+                    pids = {"gateway": gateway.pid, "etl": etl.pid, "poller": poll.pid}
                     for rate, count in zip(rates, counts, strict=True):
                         ids = list(range(first, first + count))
                         first += count
-                        driven = await drive(pool, ids, rate)
-                        await recorder.wait_for_ids(set(ids), STAGE2_COMPLETE, within_s=30)
+                        profiled = rate == max(rates) and profile
+                        async with contextlib.AsyncExitStack() as stack:
+                            samplers = {
+                                name: await stack.enter_async_context(
+                                    Profile(pid, f"latency-{name}-{rate}")
+                                )
+                                for name, pid in pids.items()
+                                if profiled and name != "poller"
+                            }
+                            with CpuMeter(pids) as cpu:
+                                driven = await drive(pool, ids, rate)
+                                await recorder.wait_for_ids(set(ids), STAGE2_COMPLETE, within_s=30)
                         values, missing = latencies(recorder, set(ids))
                         results.append(
                             {
@@ -136,6 +156,8 @@ async def run(rates: tuple[int, ...] = (50, 200, 500), duration_s: float = 6.0) 
                                 "missing": missing,
                                 "commit_to_sse": summary_ms(values),
                                 "outbox_relay_lag": await relay_lag(pool, ids),
+                                "cpu_pct": cpu.percent,
+                                "profiles": {k: v.summary for k, v in samplers.items()} or None,
                             }
                         )
                         await asyncio.sleep(1)

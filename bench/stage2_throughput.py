@@ -1,0 +1,120 @@
+"""Stage 2 throughput with ~100 KB JPEGs, for one worker process and for two.
+
+`count` raw executions (each with a ~100 KB JPEG made by the ETL's own
+generator: `make_raw_execution(..., image_bytes=100_000)`) are ingested
+through Stage 1 before any worker runs, so the queue is full when the workers
+start. Then 1 (or 2) `python -m services.etl worker` processes drain it with
+their default settings: claim with SKIP LOCKED, parse, decode + verify the
+image, write it and a thumbnail to disk, commit the results with the outbox
+event (relayed to RabbitMQ by the same process). Throughput = completions /
+(last extracted_at - first extracted_at), which leaves process start-up out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import shutil
+import tempfile
+import time
+from typing import Any
+
+import asyncpg
+
+from bench.infra import CpuMeter, bench_database, delete_exchange, exchange_name, service_env
+from bench.processes import ProcessGroup
+from bench.profiling import Profile
+from bench.services import etl_worker
+from services.etl.generator import make_raw_execution
+from services.etl.ingest import ingest_execution
+from shared.db import create_pool
+
+IMAGE_BYTES = 100_000
+DISTINCT_IMAGES = 12  # rendering JPEGs is slow; executions reuse a dozen of them
+
+
+def raw_executions(count: int) -> tuple[list[str], int]:
+    """`count` raw executions as JSON; also the mean JPEG size in bytes."""
+    bases = [make_raw_execution(k, image_bytes=IMAGE_BYTES) for k in range(1, 1 + DISTINCT_IMAGES)]
+    sizes = [len(b["image"]["data_base64"]) * 3 // 4 for b in bases]
+    raws = []
+    for i in range(1, count + 1):
+        raw = copy.deepcopy(bases[i % DISTINCT_IMAGES])
+        raw["execution_id"] = i
+        raws.append(json.dumps(raw))
+    return raws, sum(sizes) // len(sizes)
+
+
+async def wait_drained(pool: asyncpg.Pool, count: int, within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        done = await pool.fetchval(
+            "SELECT count(*) FROM stage2_jobs WHERE status IN ('completed', 'failed')"
+        )
+        if done >= count:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError("Stage 2 did not drain the queue")
+
+
+async def one_run(raws: list[str], processes: int, profile: bool) -> dict[str, Any]:
+    exchange = exchange_name("stage2")
+    image_dir = tempfile.mkdtemp(prefix="smokesignal-bench-images-")
+    async with bench_database("stage2") as database_url:
+        pool = await create_pool(database_url, min_size=1, max_size=4)
+        try:
+            for raw in raws:
+                await ingest_execution(pool, raw)
+            env = service_env(database_url, exchange, image_dir=image_dir)
+            with ProcessGroup() as group:
+                workers = [
+                    group.start(etl_worker(env, name=f"etl-worker-{n}")) for n in range(processes)
+                ]
+                pids = {f"worker{n}": w.pid for n, w in enumerate(workers)}
+                started = time.monotonic()
+                sampler = (
+                    Profile(workers[0].pid, f"stage2-{processes}proc", rate_hz=100)
+                    if profile
+                    else None
+                )
+                async with contextlib.AsyncExitStack() as stack:
+                    if sampler is not None:
+                        await stack.enter_async_context(sampler)
+                    with CpuMeter(pids) as cpu:
+                        await wait_drained(pool, len(raws), within_s=300)
+                wall = time.monotonic() - started
+            row = await pool.fetchrow(
+                """SELECT count(*) AS n,
+                          extract(epoch FROM max(extracted_at) - min(extracted_at))::float8 AS span
+                   FROM executions WHERE extracted_at IS NOT NULL"""
+            )
+            failed = await pool.fetchval("SELECT count(*) FROM stage2_jobs WHERE status = 'failed'")
+            events = await pool.fetchval(
+                "SELECT count(*) FROM outbox WHERE routing_key = 'stage2.complete'"
+            )
+        finally:
+            await pool.close()
+            await delete_exchange(exchange)
+            shutil.rmtree(image_dir, ignore_errors=True)
+    assert row is not None
+    rate = (row["n"] - 1) / row["span"] if row["span"] else None
+    return {
+        "processes": processes,
+        "executions": len(raws),
+        "completed": row["n"],
+        "failed": failed,
+        "outbox_events": events,
+        "executions_per_s": round(rate, 1) if rate else None,
+        "per_process_per_s": round(rate / processes, 1) if rate else None,
+        "wall_s_including_startup": round(wall, 2),
+        "cpu_pct": cpu.percent,
+        "profile": sampler.summary if sampler else None,
+    }
+
+
+async def run(count: int = 600, process_counts: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
+    raws, jpeg_bytes = raw_executions(count)
+    runs = [await one_run(raws, n, profile=n == 1) for n in process_counts]
+    return {"mean_jpeg_bytes": jpeg_bytes, "runs": runs}

@@ -1,0 +1,97 @@
+"""The issue's targets, checked against a result set: each is met, missed or not run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Target:
+    benchmark: str
+    text: str
+    check: Callable[[dict[str, Any]], tuple[bool, str]]
+
+
+def _rate(result: dict[str, Any], rate: int) -> dict[str, Any]:
+    return next(r for r in result["rates"] if r["rate_per_s"] == rate)
+
+
+def _fan(result: dict[str, Any], server: str, n: int) -> dict[str, Any]:
+    return next(r for r in result[server] if r["connections"] == n)
+
+
+def _latency_500(r: dict[str, Any]) -> tuple[bool, str]:
+    x = _rate(r, 500)["commit_to_sse"]
+    return x["p50_ms"] <= 20 and x["p99_ms"] <= 100, f"p50 {x['p50_ms']} ms, p99 {x['p99_ms']} ms"
+
+
+def _versus(r: dict[str, Any]) -> tuple[bool, str]:
+    ours = r["ours"]
+    ratio = r["median_latency_ratio_old_over_ours"].get("interval_3s")
+    ok = ours["missed"] == 0 and ratio is not None and ratio >= 50
+    return ok, f"ours missed {ours['missed']}, old/ours median {ratio}x"
+
+
+def _held(r: dict[str, Any]) -> tuple[bool, str]:
+    x = _fan(r, "gateway", 10000)
+    return x["connected"] == 10000, f"{x['connected']} held"
+
+
+def _rss(r: dict[str, Any]) -> tuple[bool, str]:
+    x = _fan(r, "gateway", 10000)["rss_per_connection_kib"]
+    return x <= 50, f"{x} KiB/connection at 10k"
+
+
+def _one_event(r: dict[str, Any]) -> tuple[bool, str]:
+    x = _fan(r, "gateway", 5000)["one_event"]["p99_ms"]
+    return x <= 250, f"p99 {x} ms at 5k"
+
+
+def _peer(r: dict[str, Any]) -> tuple[bool, str]:
+    ratios = {x["connections"]: x["delivered_per_s_ratio"] for x in r["gateway_vs_nchan"]}
+    worst = min(v for v in ratios.values() if v is not None)
+    return worst >= 0.5, ", ".join(f"{n}: {v}x" for n, v in ratios.items())
+
+
+def _stage2(r: dict[str, Any]) -> tuple[bool, str]:
+    one = next(x for x in r["runs"] if x["processes"] == 1)["per_process_per_s"]
+    return one is not None and one >= 200, f"{one}/s with one process"
+
+
+def _poller(r: dict[str, Any]) -> tuple[bool, str]:
+    x = next(s for s in r["sizes"] if s["executions"] == 1_000_000)["cycle_with_batch"]
+    return x["p50_ms"] <= 10, f"p50 {x['p50_ms']} ms, p95 {x['p95_ms']} ms at 1M"
+
+
+TARGETS = (
+    Target("latency", "commit → SSE at 500/s: p50 ≤ 20 ms, p99 ≤ 100 ms", _latency_500),
+    Target("versus_old", "0 missed, ≥ 50x lower median than the old design", _versus),
+    Target("fanout", "10,000 connections held on one gateway process", _held),
+    Target("fanout", "≤ 50 KiB RSS per connection", _rss),
+    Target("fanout", "one event to 5,000 clients p99 ≤ 250 ms", _one_event),
+    Target("fanout", "≥ 0.5x nchan's delivered events/s", _peer),
+    Target("stage2", "≥ 200 executions/s per process (100 KB JPEGs)", _stage2),
+    Target("poller", "≤ 10 ms per cycle at 1M executions", _poller),
+)
+
+
+def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
+    verdicts = []
+    for target in TARGETS:
+        result = results.get(target.benchmark, {}).get("result")
+        if result is None:
+            verdicts.append({"target": target.text, "verdict": "not run", "measured": ""})
+            continue
+        try:
+            ok, measured = target.check(result)
+        except (KeyError, StopIteration, ValueError, TypeError) as exc:
+            verdicts.append(
+                {"target": target.text, "verdict": "not measured", "measured": repr(exc)}
+            )
+            continue
+        verdicts.append(
+            {"target": target.text, "verdict": "met" if ok else "missed", "measured": measured}
+        )
+    return verdicts
