@@ -30,19 +30,25 @@ async def run_poller(
     on_published: Callable[[list[int]], None] | None = None,
 ) -> None:
     """Poll until `stop` is set; the cycle in progress always finishes (commit or rollback)."""
-    loop = asyncio.get_running_loop()
-    next_trim = loop.time()
-    while not stop.is_set():
-        if loop.time() >= next_trim:
-            next_trim = loop.time() + settings.poller_trim_interval_s
-            await _trim(pool, settings)
-        ids = await _cycle(pool, bus, settings)
-        if ids and on_published is not None:
-            on_published(ids)
-        if len(ids) < settings.poller_batch_size:
-            # A full batch means more is waiting: go again at once instead of sleeping.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), settings.poller_interval_s)
+    # Trimming runs beside the cycles: a large first trim must not hold them up.
+    trimmer = asyncio.create_task(_trim_every_interval(pool, settings, stop))
+    try:
+        while not stop.is_set():
+            ids = await _cycle(pool, bus, settings)
+            if ids and on_published is not None:
+                on_published(ids)
+            if len(ids) < settings.poller_batch_size:
+                # A full batch means more is waiting: go again at once instead of sleeping.
+                await _sleep_unless_stopped(stop, settings.poller_interval_s)
+    finally:
+        trimmer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await trimmer
+
+
+async def _sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def _cycle(pool: asyncpg.Pool, bus: Bus, settings: PollerSettings) -> list[int]:
@@ -64,8 +70,12 @@ async def _cycle(pool: asyncpg.Pool, bus: Bus, settings: PollerSettings) -> list
     return ids
 
 
-async def _trim(pool: asyncpg.Pool, settings: PollerSettings) -> None:
-    try:
-        await trim_poller_state(pool, settings)
-    except _DATABASE_ERRORS as exc:
-        log.warning("trim failed; retrying next interval", extra={"error": repr(exc)})
+async def _trim_every_interval(
+    pool: asyncpg.Pool, settings: PollerSettings, stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        try:
+            await trim_poller_state(pool, settings)
+        except _DATABASE_ERRORS as exc:
+            log.warning("trim failed; retrying next interval", extra={"error": repr(exc)})
+        await _sleep_unless_stopped(stop, settings.poller_trim_interval_s)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import asyncpg
 import pytest
 
 from services.poller import trim
+from services.poller.loop import run_poller
 from services.poller.trim import trim_poller_state
 from shared.bus import Bus
 from tests.poller.support import (
     broadcast_set,
     complete,
     drain,
+    eventually,
     insert_executions,
     poller_settings,
 )
@@ -69,3 +72,34 @@ async def test_trim_removes_only_state_older_than_lookback_plus_margin(
     assert again.broadcast_ids == 0
     assert again.expired_backlog == []
     assert await broadcast_set(db_pool) == {11, 12, *range(30, 35)}
+
+
+async def test_the_poll_loop_trims_on_its_own(
+    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+) -> None:
+    settings = poller_settings(
+        database_url,
+        amqp_url,
+        bus.exchange_name,
+        poller_lookback_s=LOOKBACK_S,
+        poller_trim_margin_s=MARGIN_S,
+        poller_trim_interval_s=0.05,
+    )
+    stop = asyncio.Event()
+    poller = asyncio.create_task(run_poller(db_pool, bus, settings, stop))
+    try:
+        for round_ in range(2):  # at start-up, and again an interval later
+            await db_pool.execute(
+                """INSERT INTO broadcast_ids (execution_id, broadcast_at)
+                   VALUES ($1, now() - make_interval(secs => $2))""",
+                round_ + 1,
+                LOOKBACK_S + MARGIN_S + 60,
+            )
+
+            async def trimmed() -> bool:
+                return not await broadcast_set(db_pool)
+
+            await eventually(trimmed, what="old broadcast ids trimmed")
+    finally:
+        stop.set()
+        await asyncio.wait_for(poller, timeout=30)
