@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 import asyncpg
 
@@ -24,14 +25,17 @@ import asyncpg
 LATEST_SQL = "SELECT id, extracted_at FROM executions ORDER BY id DESC LIMIT $1"
 
 
-def select_new(rows: list[asyncpg.Record], cursor: int | None) -> list[int]:
-    """The loop body of the seed's sse.ts (the buggy version the seed plan quotes)."""
+def select_new(rows: Sequence[tuple[int, object]], cursor: int | None) -> list[int]:
+    """The loop body of the seed's sse.ts (the buggy version the seed plan quotes).
+
+    `rows` are (id, extracted_at) newest first.
+    """
     new: list[int] = []
-    for row in rows:
-        if row["id"] == cursor:
+    for execution_id, extracted_at in rows:
+        if execution_id == cursor:
             break  # "found where we left off" — and everything older is never looked at again
-        if row["extracted_at"] is not None:
-            new.append(row["id"])
+        if extracted_at is not None:
+            new.append(execution_id)
     return new
 
 
@@ -46,7 +50,7 @@ class OldPollingBaseline:
 
     async def poll_once(self) -> list[int]:
         rows = await self.pool.fetch(LATEST_SQL, self.page)
-        new = select_new(rows, self.cursor)
+        new = select_new([(r["id"], r["extracted_at"]) for r in rows], self.cursor)
         if new:
             self.cursor = new[0]
             now = time.time()
