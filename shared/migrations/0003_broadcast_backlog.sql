@@ -7,8 +7,12 @@
 -- not been broadcast yet, so a tick costs O(batch). Rows are written by the
 -- completing transaction itself (trigger), so a row becomes visible exactly
 -- when its completion commits, whatever its extracted_at: nothing to skip.
+--
+-- No foreign key to executions: its per-row check doubled the cost of bulk
+-- loads. A row whose execution was deleted (or reset to not completed) is
+-- dropped unsent by the poller's claim, which joins executions.
 CREATE TABLE broadcast_backlog (
-    execution_id BIGINT PRIMARY KEY REFERENCES executions (id) ON DELETE CASCADE,
+    execution_id BIGINT PRIMARY KEY,
     extracted_at TIMESTAMPTZ NOT NULL
 );
 -- Selection: oldest completions first, inside the look-back (range scan).

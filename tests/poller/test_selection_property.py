@@ -87,7 +87,9 @@ async def test_every_completion_inside_the_lookback_is_published_exactly_once(
     )
     collector = await _collector(bus)
     seen_before = len(collector.ids)
-    await db_pool.execute("DELETE FROM executions; DELETE FROM broadcast_ids")
+    await db_pool.execute(
+        "DELETE FROM executions; DELETE FROM broadcast_ids; DELETE FROM broadcast_backlog"
+    )
     await insert_executions(db_pool, range(1, EXECUTIONS + 1))
 
     def age(execution_id: int, inside_age_s: object) -> float:

@@ -260,3 +260,16 @@ async def test_explain_claim_shows_the_plan_and_changes_nothing(
     assert "Execution Time" in plan
     assert await broadcast_set(db_pool) == set()
     assert await poll_once(db_pool, bus, settings) == [1, 2]
+
+
+async def test_a_deleted_or_reset_execution_leaves_the_backlog_unsent(
+    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+) -> None:
+    settings = poller_settings(database_url, amqp_url, bus.exchange_name)
+    await insert_executions(db_pool, [1, 2, 3])
+    await complete(db_pool, [1, 2, 3])
+    await db_pool.execute("DELETE FROM executions WHERE id = 1")
+    await db_pool.execute("UPDATE executions SET extracted_at = NULL WHERE id = 2")
+    assert await poll_once(db_pool, bus, settings) == [3]
+    assert await db_pool.fetchval("SELECT count(*) FROM broadcast_backlog") == 0
+    assert await broadcast_set(db_pool) == {3}
