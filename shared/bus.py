@@ -87,7 +87,9 @@ class Bus:
         while True:
             try:
                 self._connection = await aio_pika.connect_robust(
-                    self.amqp_url, client_properties={"connection_name": self.exchange_name}
+                    self.amqp_url,
+                    client_properties={"connection_name": self.exchange_name},
+                    **self._reconnect_kwargs(),
                 )
                 break
             except (OSError, aio_pika.exceptions.AMQPError) as exc:
@@ -100,6 +102,13 @@ class Bus:
         assert isinstance(channel, AbstractRobustChannel)
         self._publish_channel = channel
         self._exchange = await self._declare_topology(channel)
+
+    def _reconnect_kwargs(self) -> dict[str, float]:
+        # aio-pika waits 5 s between reconnect attempts by default; events wait on
+        # it, so retry every second unless the URL sets ?reconnect_interval= itself.
+        if "reconnect_interval" in self.amqp_url:
+            return {}
+        return {"reconnect_interval": 1.0}
 
     async def close(self) -> None:
         if self._connection is not None:
