@@ -103,7 +103,7 @@ class Bus:
         self._publish_channel = channel
         self._exchange = await self._declare_topology(channel)
 
-    def _reconnect_kwargs(self) -> dict[str, float]:
+    def _reconnect_kwargs(self) -> dict[str, Any]:
         # aio-pika waits 5 s between reconnect attempts by default; events wait on
         # it, so retry every second unless the URL sets ?reconnect_interval= itself.
         if "reconnect_interval" in self.amqp_url:
