@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
+
 from shared.contracts import ExecutionSummary
 
 # Column list for SELECTs that feed summary_from_row (table alias `e`).
@@ -17,5 +19,5 @@ SUMMARY_COLUMNS = """
 """
 
 
-def summary_from_row(row: Mapping[str, Any]) -> ExecutionSummary:
+def summary_from_row(row: Mapping[str, Any] | asyncpg.Record) -> ExecutionSummary:
     return ExecutionSummary.model_validate(dict(row))
