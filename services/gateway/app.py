@@ -38,7 +38,7 @@ async def _retry(what: str, attempt: Callable[[], Awaitable[T]], for_s: float) -
     while True:
         try:
             return await attempt()
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, asyncpg.CannotConnectNowError) as exc:
             if loop.time() + delay > deadline:
                 raise
             log.warning(f"{what} unreachable, retrying", extra={"error": repr(exc)})
