@@ -145,7 +145,12 @@ async def measure(
 
 
 async def run_gateway(
-    counts: list[int], singles: int, burst: int, profile_at: int | None
+    counts: list[int],
+    singles: int,
+    burst: int,
+    profile_at: int | None,
+    module: str = "services.gateway",
+    extra_env: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     results = []
     exchange = exchange_name("fanout")
@@ -160,7 +165,8 @@ async def run_gateway(
             for connections in counts:
                 # Heartbeats off the measured path; a dead client is not expected here.
                 gateway = Gateway(
-                    service_env(database_url, exchange),
+                    {**service_env(database_url, exchange), **(extra_env or {})},
+                    module,
                     heartbeat_interval_s=300,
                     client_queue_size=1000,
                 )

@@ -14,7 +14,9 @@ from bench.processes import ManagedProcess
 class Gateway:
     """`python -m services.gateway` on a free loopback port."""
 
-    def __init__(self, env: dict[str, str], **settings: object) -> None:
+    def __init__(
+        self, env: dict[str, str], module: str = "services.gateway", **settings: object
+    ) -> None:
         self.port = free_port()
         full_env = {
             **env,
@@ -22,7 +24,7 @@ class Gateway:
             "GATEWAY_PORT": str(self.port),
             **{k.upper(): str(v) for k, v in settings.items()},
         }
-        self.process = ManagedProcess.python_module(["services.gateway"], full_env, "gateway")
+        self.process = ManagedProcess.python_module([module], full_env, "gateway")
 
     @property
     def base_url(self) -> str:
