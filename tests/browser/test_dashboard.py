@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import asyncpg
 import pytest
 from playwright.async_api import Locator, Page, expect
 
@@ -15,6 +16,7 @@ from shared.bus import Bus
 from shared.contracts import ALERT_LEVELS
 from tests.browser.harness import (
     TOKEN,
+    WAIT_S,
     Gateway,
     GatewayStarter,
     StreamWatcher,
@@ -395,3 +397,43 @@ async def test_gallery_shows_every_state_and_saves_a_screenshot(
 
     await page.evaluate("window.scrollTo(0, 0)")
     await page.screenshot(path=SCREENSHOT, full_page=True, animations="disabled")
+
+
+async def test_thousands_of_cards_stay_live(
+    page: Page, gateway: Gateway, executions: Executions, bus: Bus, db_pool: asyncpg.Pool
+) -> None:
+    await db_pool.execute(
+        """
+        INSERT INTO executions (id, workflow_id, camera_id, status, started_at, processing_stage,
+                                alert_level, has_smoke, detection_count, telegram_sent,
+                                extracted_at)
+        SELECT n, 'wf-smoke-detection', 'sai-cam-node-' || (n % 20), 'success', now(), 'stage2',
+               (ARRAY['none', 'low', 'medium', 'high', 'critical'])[1 + n % 5], n % 5 > 0,
+               n % 5, false, now()
+        FROM generate_series(1, 3000) AS n
+        """
+    )
+    await open_dashboard(page, gateway.url)
+    for first in range(1, 3001, 500):
+        await bus.publish(await executions.batch(*range(first, first + 500)))
+    # Plain DOM polling: Playwright's own selector engine, polled over thousands of cards,
+    # would starve the page it is watching.
+    await wait_in_page(page, "document.querySelectorAll('#gallery > li').length === 3000")
+    await tag_element(card(page, 1500), "card-1500")
+
+    await executions.add_pending(3001)
+    alarming = Outcome(alert_level="critical", has_smoke=True, detection_count=9)
+    await executions.store_completion(3001, alarming)
+    await bus.publish(completion_event(3001, alarming))
+    await bus.publish(completion_event(1500, alarming))
+    await wait_in_page(
+        page,
+        "document.querySelector('#gallery > li').dataset.executionId === '3001'"
+        " && document.querySelector('[data-execution-id=\"1500\"]').dataset.alert === 'critical'",
+    )
+    await expect_same_element(card(page, 1500), "card-1500")
+    assert await page.evaluate("document.querySelectorAll('#gallery > li').length") == 3001
+
+
+async def wait_in_page(page: Page, condition: str) -> None:
+    await page.wait_for_function(condition, polling=250, timeout=WAIT_S * 1000)

@@ -4,7 +4,7 @@
 import { getExecution, getExecutionRetrying, listCameras, listExecutions } from "./api.js";
 import { adoptTokenFromUrl } from "./auth.js";
 import { DetailView } from "./detail.js";
-import { fillCameras, readFilters } from "./filters.js";
+import { addCamera, fillCameras, readFilters } from "./filters.js";
 import { Gallery } from "./gallery.js";
 import { LiveConnection } from "./live.js";
 import { Announcer, ConnectionBadge, ErrorBanner } from "./status.js";
@@ -37,6 +37,7 @@ const fetches = new Map(); // id → in-flight fetch, so concurrent events share
 function render(state, { highlight = false } = {}) {
   if (matchesFilters(state, filters)) {
     gallery.show(state, { highlight });
+    addCamera(form, state.camera_id);
   } else {
     gallery.remove(state.id);
     store.delete(state.id);

@@ -17,3 +17,12 @@ export function fillCameras(form, cameras) {
   select.replaceChildren(new Option("All cameras", ""), ...options);
   select.value = cameras.some((camera) => camera.id === chosen) ? chosen : "";
 }
+
+/** Offer a camera first seen in a live event (keeps the options sorted). */
+export function addCamera(form, id) {
+  const select = form.elements.camera;
+  const options = [...select.options].slice(1); // after "All cameras"
+  if (!id || options.some((option) => option.value === id)) return;
+  const before = options.find((option) => option.value.localeCompare(id) > 0) ?? null;
+  select.add(new Option(id, id), before);
+}

@@ -68,6 +68,7 @@ export class LiveConnection {
     this.#resumedFrom = data.resumed_from == null ? "" : String(data.resumed_from);
     const reconnect = this.#connectedBefore;
     this.#connectedBefore = true;
+    this.#lastHeartbeatAt = null; // a gap must not span the outage
     this.#reopenDelayMs = 1000;
     this.#status("live");
     if (reconnect && !this.#resumedFrom) this.#handlers.resync?.();
