@@ -93,14 +93,33 @@ async def allocations(connections: int) -> dict[str, Any]:
     }
 
 
+def gc_pauses(path: Path) -> dict[str, Any]:
+    pauses = [
+        (int(g), float(ms)) for g, ms in (line.split() for line in path.read_text().splitlines())
+    ]
+    by_generation: dict[str, Any] = {}
+    for generation in (0, 1, 2):
+        ms = [p for g, p in pauses if g == generation]
+        by_generation[f"gen{generation}"] = {
+            "collections": len(ms),
+            "total_ms": round(sum(ms), 1),
+            "max_ms": max(ms, default=0.0),
+        }
+    return by_generation
+
+
 async def run(connections: int) -> dict[str, Any]:
     raise_nofile_limit()
-    stock = await fanout.run_gateway([connections], 5, 20, connections)
+    gc_log = Path(tempfile.mkdtemp()) / "gc.log"
+    stock = await fanout.run_gateway(
+        [connections], 5, 20, connections, VARIANT, {"BENCH_GC_LOG": str(gc_log)}
+    )
     bare = await fanout.run_gateway(
         [connections], 5, 20, connections, VARIANT, {"BENCH_NO_SEND_TIMEOUT": "1"}
     )
     return {
         "stock": stock[0],
+        "stock_gc_pauses": gc_pauses(gc_log),
         "no_send_timeout": bare[0],
         "allocations": await allocations(connections),
     }
@@ -113,4 +132,5 @@ if __name__ == "__main__":
     for name in ("stock", "no_send_timeout"):
         r = result[name]
         print(name, r["one_event"], r["delivered_per_s"], r["server_cpu_s_per_1k_deliveries"])
+    print(json.dumps(result["stock_gc_pauses"]))
     print(json.dumps(result["allocations"], indent=1))
