@@ -1,0 +1,280 @@
+"""`python -m bench.markdown`: render bench/results/latest.json as the figure tables of
+docs/BENCHMARKS.md (between its `<!-- figures:start -->` and `<!-- figures:end -->`
+markers), so the document always shows exactly what the last `make bench` measured.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from bench.__main__ import RESULTS
+from bench.infra import REPO_ROOT
+
+DOC = REPO_ROOT / "docs" / "BENCHMARKS.md"
+START, END = "<!-- figures:start -->", "<!-- figures:end -->"
+
+
+def table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _cpu(percent: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value}%" for name, value in percent.items())
+
+
+def _cmd(entry: dict[str, Any]) -> str:
+    load = entry["machine"]["load_average"]
+    return (
+        f"Command: `{entry['command']}` — finished {entry['finished_at']}, took "
+        f"{entry['duration_s']} s; load average before {load}, after "
+        f"{entry['load_average_after']}."
+    )
+
+
+def render(document: dict[str, Any]) -> list[str]:
+    b = document["benchmarks"]
+    out: list[str] = []
+    any_entry = next(iter(b.values()))
+    m = any_entry["machine"]
+    out += ["### Machine", ""]
+    out += table(
+        ["CPU", "cores", "memory", "kernel", "Python", "PostgreSQL", "RabbitMQ", "nchan"],
+        [
+            [
+                m["cpu_model"],
+                m["cpus"],
+                m["memory"],
+                m["kernel"],
+                m["python"],
+                m["postgresql"],
+                m["rabbitmq"],
+                m["nginx_nchan"],
+            ]
+        ],
+    )
+    out += ["### Targets", ""]
+    out += table(
+        ["target", "verdict", "measured"],
+        [[t["target"], f"**{t['verdict']}**", t["measured"]] for t in document["targets"]],
+    )
+    if "latency" in b:
+        e = b["latency"]
+        out += ["### End-to-end latency (Stage 2 commit → SSE receipt)", "", _cmd(e), ""]
+        rows = []
+        for r in e["result"]["rates"]:
+            c, lag = r["commit_to_sse"], r["outbox_relay_lag"]
+            rows.append(
+                [
+                    r["rate_per_s"],
+                    r["achieved_per_s"],
+                    f"{r['received']}/{r['completions']}",
+                    c["p50_ms"],
+                    c["p95_ms"],
+                    c["p99_ms"],
+                    c["max_ms"],
+                    lag["p50_ms"],
+                    lag["p99_ms"],
+                    r["cpu_pct"],
+                ]
+            )
+        out += table(
+            [
+                "completions/s",
+                "achieved",
+                "received",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "max ms",
+                "relay lag p50",
+                "relay lag p99",
+                "CPU % of each service",
+            ],
+            rows,
+        )
+    if "versus_old" in b:
+        e = b["versus_old"]
+        r = e["result"]
+        w = r["workload"]
+        out += ["### Ours versus the old polling design", "", _cmd(e), ""]
+        out += [
+            f"Workload: {w['executions']} executions at {w['ingest_rate_per_s']}/s, Stage 2 "
+            f"delay 0-{w['stage2_delay_ms'][1]} ms; {w['completed_out_of_id_order']} completed "
+            f"after a newer execution (out of id order); {w['stage2_failed']} failed.",
+            "",
+        ]
+        rows = [
+            [
+                "ours: `etl:stage2:complete` or `execution:batch`",
+                r["ours"]["delivered"],
+                r["ours"]["missed"],
+                r["ours"]["miss_rate_pct"],
+                *[r["ours"]["latency"][k] for k in ("p50_ms", "p95_ms", "p99_ms")],
+            ]
+        ]
+        for name, old in r["old_polling"].items():
+            rows.append(
+                [
+                    f"old polling, {name.replace('interval_', 'every ')}",
+                    old["delivered"],
+                    old["missed"],
+                    old["miss_rate_pct"],
+                    *[old["latency"][k] for k in ("p50_ms", "p95_ms", "p99_ms")],
+                ]
+            )
+        out += table(
+            ["design", "delivered", "missed", "miss %", "p50 ms", "p95 ms", "p99 ms"], rows
+        )
+        ratios = ", ".join(
+            f"{k.replace('interval_', 'every ')}: {v}x"
+            for k, v in r["median_latency_ratio_old_over_ours"].items()
+        )
+        by_event = r["ours"]["by_event"]
+        out += [
+            f"Median latency, old ÷ ours: {ratios}. Ours by event: "
+            + "; ".join(
+                f"`{k}` p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms" for k, v in by_event.items()
+            )
+            + ".",
+            "",
+        ]
+    if "fanout" in b:
+        e = b["fanout"]
+        r = e["result"]
+        out += ["### SSE fan-out: one gateway process versus nchan", "", _cmd(e), ""]
+        rows = []
+        for server in ("gateway", "nchan"):
+            for x in r[server]:
+                one, to_all = x["one_event"], x["one_event_to_all_ms"]
+                rows.append(
+                    [
+                        server,
+                        f"{x['connections']:,}",
+                        f"{x['connected']:,}",
+                        x["connect_s"],
+                        x["rss_per_connection_kib"],
+                        one["p50_ms"],
+                        one["p99_ms"],
+                        to_all["max_ms"],
+                        f"{x['delivered_per_s']:,}",
+                        x["server_cpu_s_per_1k_deliveries"],
+                    ]
+                )
+        out += table(
+            [
+                "server",
+                "connections",
+                "held",
+                "connect s",
+                "RSS KiB/conn",
+                "1 event p50 ms",
+                "1 event p99 ms",
+                "slowest 'to all' ms",
+                "delivered events/s",
+                "server CPU s / 1k deliveries",
+            ],
+            rows,
+        )
+        out += [
+            "Gateway ÷ nchan, delivered events/s: "
+            + ", ".join(
+                f"{x['connections']:,} connections {x['delivered_per_s_ratio']}x"
+                for x in r["gateway_vs_nchan"]
+            )
+            + ".",
+            "",
+        ]
+    if "stage2" in b:
+        e = b["stage2"]
+        r = e["result"]
+        out += [
+            f"### Stage 2 throughput (JPEGs of ~{r['mean_jpeg_bytes'] // 1000} KB)",
+            "",
+            _cmd(e),
+            "",
+        ]
+        out += table(
+            [
+                "worker processes",
+                "executions",
+                "failed",
+                "executions/s",
+                "per process",
+                "CPU % per process",
+                "wall s incl. start-up",
+            ],
+            [
+                [
+                    x["processes"],
+                    x["executions"],
+                    x["failed"],
+                    x["executions_per_s"],
+                    x["per_process_per_s"],
+                    x["cpu_pct"],
+                    x["wall_s_including_startup"],
+                ]
+                for x in r["runs"]
+            ],
+        )
+    if "poller" in b:
+        e = b["poller"]
+        r = e["result"]
+        out += ["### Poller cycle time", "", _cmd(e), ""]
+        out += table(
+            [
+                "executions in table",
+                "fill s",
+                "idle cycle p50 ms",
+                "idle p95",
+                "cycle with batch p50 ms",
+                "batch p95",
+                "batch p99",
+                "plain anti-join (reference) ms",
+            ],
+            [
+                [
+                    f"{x['executions']:,}",
+                    x["fill_s"],
+                    x["idle_cycle"]["p50_ms"],
+                    x["idle_cycle"]["p95_ms"],
+                    x["cycle_with_batch"]["p50_ms"],
+                    x["cycle_with_batch"]["p95_ms"],
+                    x["cycle_with_batch"]["p99_ms"],
+                    x["naive_anti_join_ms"],
+                ]
+                for x in r["sizes"]
+            ],
+        )
+        big = r["sizes"][-1]
+        out += [
+            f"Claim statement plan at {big['executions']:,} executions "
+            f"(EXPLAIN (ANALYZE, BUFFERS, COSTS OFF), batch of {big['batch']} pending):",
+            "",
+            "```",
+            *big["claim_plan"],
+            "```",
+            "",
+        ]
+    return out
+
+
+def main() -> int:
+    document = json.loads(RESULTS.read_text())
+    text = DOC.read_text()
+    if START not in text or END not in text:
+        print(f"{DOC} has no {START} … {END} markers", file=sys.stderr)
+        return 1
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    body = "\n".join(render(document))
+    DOC.write_text(f"{head}{START}\n\n{body}\n{END}{tail}")
+    print(f"figures written into {DOC.relative_to(REPO_ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
