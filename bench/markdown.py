@@ -78,7 +78,7 @@ def render(document: dict[str, Any]) -> list[str]:
                     c["max_ms"],
                     lag["p50_ms"],
                     lag["p99_ms"],
-                    r["cpu_pct"],
+                    _cpu(r["cpu_pct"]),
                 ]
             )
         out += table(
@@ -214,7 +214,7 @@ def render(document: dict[str, Any]) -> list[str]:
                     x["failed"],
                     x["executions_per_s"],
                     x["per_process_per_s"],
-                    x["cpu_pct"],
+                    _cpu(x["cpu_pct"]),
                     x["wall_s_including_startup"],
                 ]
                 for x in r["runs"]
