@@ -1,0 +1,143 @@
+"""The whole system as real processes: ETL worker(s), poller and gateway on one database/exchange.
+
+Used by the chaos run and the cross-service bad-input tests. Settings are the
+fast ones the brief asks for in tests (short leases, retries and poll intervals).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from tests.support.processes import ServiceProcess
+
+READY_TIMEOUT_S = 120.0  # deadlock guard only
+
+COMMANDS: dict[str, list[str]] = {
+    "etl": ["services.etl", "worker"],
+    "poller": ["services.poller"],
+    "gateway": ["services.gateway"],
+}
+
+FAST_ETL = {
+    "ETL_CONCURRENCY": "8",
+    "ETL_LEASE_S": "3",
+    "ETL_RETRY_BASE_S": "0.1",
+    "ETL_RETRY_MAX_S": "1",
+    "ETL_POLL_INTERVAL_S": "0.5",
+    "ETL_SHUTDOWN_GRACE_S": "2",
+    "OUTBOX_POLL_INTERVAL_S": "0.2",
+    "OUTBOX_RETRY_MAX_S": "1",
+}
+FAST_POLLER = {"POLLER_INTERVAL_S": "0.2", "POLLER_PUBLISH_TIMEOUT_S": "5"}
+FAST_GATEWAY = {"HEARTBEAT_INTERVAL_S": "1", "GATEWAY_STARTUP_TIMEOUT_S": "120"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def fast_amqp_url(url: str) -> str:
+    """aio-pika reconnects after 0.3 s instead of 5 s."""
+    return f"{url}{'&' if '?' in url else '?'}reconnect_interval=0.3"
+
+
+def pipeline_env(
+    service_env: dict[str, str], *, image_dir: Path, gateway_port: int, **overrides: str
+) -> dict[str, str]:
+    return {
+        **service_env,
+        **FAST_ETL,
+        **FAST_POLLER,
+        **FAST_GATEWAY,
+        "IMAGE_DIR": str(image_dir),
+        "GATEWAY_PORT": str(gateway_port),
+        "METRICS_PORT": "0",
+        **overrides,
+    }
+
+
+@dataclass
+class Pipeline:
+    """Named service processes; `base_url` is the gateway's."""
+
+    base_url: str
+    processes: dict[str, ServiceProcess]
+
+    def __getitem__(self, name: str) -> ServiceProcess:
+        return self.processes[name]
+
+    def outputs(self, tail: int = 3000) -> str:
+        return "\n".join(
+            f"--- {name} ---\n{proc.output()[-tail:]}" for name, proc in self.processes.items()
+        )
+
+    async def wait_ready(self) -> None:
+        await wait_gateway_ready(self.base_url, self.processes["gateway"])
+
+
+def start_pipeline(
+    service_process: Callable[..., ServiceProcess],
+    env: dict[str, str],
+    *,
+    etl_workers: int = 1,
+) -> Pipeline:
+    """Start the gateway, `etl_workers` ETL processes and the poller (not waiting for them)."""
+    names = {"gateway": "gateway", "poller": "poller"}
+    names.update({f"etl-{i}": "etl" for i in range(1, etl_workers + 1)})
+    processes = {name: service_process(COMMANDS[kind], env, name) for name, kind in names.items()}
+    return Pipeline(f"http://127.0.0.1:{env['GATEWAY_PORT']}", processes)
+
+
+async def wait_gateway_ready(base_url: str, gateway: ServiceProcess) -> None:
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READY_TIMEOUT_S
+        while loop.time() < deadline:
+            try:
+                if (await http.get("/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert gateway.running, gateway.output()[-4000:]
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"gateway not ready:\n{gateway.output()[-4000:]}")
+
+
+async def database_state(pool: asyncpg.Pool) -> dict[str, Any]:
+    """Counts that say whether the pipeline has settled, and whether anything is off."""
+    row = await pool.fetchrow(
+        """SELECT
+             (SELECT count(*) FROM executions) AS executions,
+             (SELECT count(*) FROM executions WHERE processing_stage = 'stage2') AS completed,
+             (SELECT count(*) FROM executions WHERE processing_stage = 'failed') AS failed,
+             (SELECT count(*) FROM stage2_jobs
+               WHERE status NOT IN ('completed', 'failed')) AS jobs_open,
+             (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS outbox_unpublished,
+             (SELECT count(*) FROM outbox) AS outbox_rows,
+             (SELECT count(*) FROM broadcast_backlog) AS backlog,
+             (SELECT count(*) FROM broadcast_ids) AS broadcast,
+             (SELECT count(*) FROM rejected_inputs) AS rejected_inputs"""
+    )
+    assert row is not None
+    return dict(row)
+
+
+def settled(state: dict[str, Any], expected_executions: int) -> bool:
+    return bool(
+        state["executions"] == expected_executions
+        and state["completed"] + state["failed"] == expected_executions
+        and state["jobs_open"] == 0
+        and state["outbox_unpublished"] == 0
+        and state["backlog"] == 0
+    )

@@ -1,0 +1,89 @@
+"""A background SSE reader that keeps every event of one connection, for assertions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import httpx
+from httpx_sse import aconnect_sse
+
+WAIT_S = 60.0  # deadlock guard only
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    event: str
+    data: Any  # parsed JSON
+    id: str
+
+
+class SseRecorder:
+    def __init__(
+        self, base_url: str, *, headers: dict[str, str] | None = None, path: str = "/api/events"
+    ) -> None:
+        self.base_url = base_url
+        self.headers = headers or {}
+        self.path = path
+        self.events: list[Received] = []
+        self.ended = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+
+    async def __aenter__(self) -> SseRecorder:
+        self._task = asyncio.create_task(self._read())
+        waiter = asyncio.create_task(self._connected.wait())
+        await asyncio.wait({waiter, self._task}, timeout=WAIT_S, return_when="FIRST_COMPLETED")
+        waiter.cancel()
+        if not self._connected.is_set():
+            raise AssertionError(f"SSE connection failed: {self._error!r}")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _read(self) -> None:
+        try:
+            async with (
+                httpx.AsyncClient(
+                    base_url=self.base_url, timeout=httpx.Timeout(10, read=None)
+                ) as http,
+                aconnect_sse(http, "GET", self.path, headers=self.headers) as source,
+            ):
+                source.response.raise_for_status()
+                async for sse in source.aiter_sse():
+                    data = json.loads(sse.data) if sse.data else None
+                    self.events.append(Received(sse.event, data, sse.id))
+                    self._connected.set()
+        except httpx.HTTPError as exc:
+            self._error = exc
+        finally:
+            self.ended.set()
+
+    def of(self, event: str) -> list[Received]:
+        return [e for e in self.events if e.event == event]
+
+    def data_events(self) -> list[Received]:
+        """Everything but the control events (connection, heartbeat)."""
+        return [e for e in self.events if e.event not in ("connection", "heartbeat")]
+
+    async def wait_for(self, predicate: Callable[[SseRecorder], bool], what: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_S
+        while not predicate(self):
+            if self.ended.is_set():
+                raise AssertionError(f"stream ended ({self._error!r}) waiting for {what}")
+            if loop.time() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; got {self.events}")
+            await asyncio.sleep(0.05)
