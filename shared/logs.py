@@ -11,6 +11,12 @@ import sys
 from pythonjsonlogger.json import JsonFormatter
 
 
+def _drop_color_message(record: logging.LogRecord) -> bool:
+    # uvicorn attaches an ANSI-coloured duplicate of each message; keep JSON logs clean.
+    record.__dict__.pop("color_message", None)
+    return True
+
+
 def configure_logging(level: str = "INFO", service: str = "smokesignal") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -20,6 +26,7 @@ def configure_logging(level: str = "INFO", service: str = "smokesignal") -> None
             static_fields={"service": service},
         )
     )
+    handler.addFilter(_drop_color_message)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

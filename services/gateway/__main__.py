@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import uvicorn
 
 from services.gateway.app import create_app
@@ -11,17 +9,9 @@ from shared.logs import configure_logging
 from shared.settings import GatewaySettings
 
 
-def _drop_color_message(record: logging.LogRecord) -> bool:
-    # uvicorn attaches an ANSI-coloured duplicate of each message; keep JSON logs clean.
-    record.__dict__.pop("color_message", None)
-    return True
-
-
 def main() -> None:
     settings = GatewaySettings()
     configure_logging(settings.log_level, "gateway")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_drop_color_message)
     uvicorn.run(
         create_app(settings),
         host=settings.gateway_host,
