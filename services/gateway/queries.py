@@ -29,7 +29,8 @@ def decode_cursor(cursor: str) -> int:
         before_id = payload["before_id"]
     except (binascii.Error, ValueError, TypeError, KeyError, UnicodeError):
         raise CursorError("invalid cursor: pass next_cursor from a previous page") from None
-    if not isinstance(before_id, int) or isinstance(before_id, bool) or before_id < 1:
+    # executions.id is a BIGINT: anything outside 1..2**63-1 would overflow the driver (500).
+    if not isinstance(before_id, int) or isinstance(before_id, bool) or not 1 <= before_id < 2**63:
         raise CursorError("invalid cursor: pass next_cursor from a previous page")
     return before_id
 
