@@ -80,7 +80,10 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
 @pytest.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
     """A fresh page; an uncaught script error in it fails the test."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    # Fixed locale and zone: the same text (and the same screenshot) on every machine.
+    context = await browser.new_context(
+        viewport={"width": 1280, "height": 900}, locale="en-GB", timezone_id="UTC"
+    )
     opened = await context.new_page()
     script_errors: list[str] = []
     opened.on("pageerror", lambda error: script_errors.append(str(error)))

@@ -1,7 +1,7 @@
 // The detail view: a modal <dialog> with the full image and every result field.
 
 import { imageUrl } from "./api.js";
-import { alertText, attemptsText, formatTime, percent, yesNo } from "./format.js";
+import { alertText, attemptsText, formatFullTime, formatTime, percent, yesNo } from "./format.js";
 
 export class DetailView {
   #dialog;
@@ -69,9 +69,9 @@ export class DetailView {
       ["Location", state.location ?? "—"],
       ["Workflow", state.workflow_id],
       ["Workflow status", state.status],
-      ["Started", formatTime(state.started_at)],
-      ["Stopped", formatTime(state.stopped_at)],
-      ["Stage 2 finished", formatTime(state.extracted_at)],
+      ["Started", formatFullTime(state.started_at)],
+      ["Stopped", formatFullTime(state.stopped_at)],
+      ["Stage 2 finished", formatFullTime(state.extracted_at)],
     ];
     if (state.processing_time_ms != null) {
       rows.push(["Stage 2 time", `${Math.round(state.processing_time_ms)} ms`]);

@@ -8,6 +8,11 @@ const timeFormat = new Intl.DateTimeFormat(undefined, {
   second: "2-digit",
 });
 
+const fullTimeFormat = new Intl.DateTimeFormat(undefined, {
+  dateStyle: "medium",
+  timeStyle: "medium",
+});
+
 export const ALERT_LABELS = {
   none: "No alert",
   low: "Low",
@@ -20,6 +25,13 @@ export function formatTime(iso) {
   if (!iso) return "—";
   const date = new Date(iso);
   return Number.isNaN(date.getTime()) ? String(iso) : timeFormat.format(date);
+}
+
+/** Date with the year, for the detail view. */
+export function formatFullTime(iso) {
+  if (!iso) return "—";
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? String(iso) : fullTimeFormat.format(date);
 }
 
 export function alertText(state) {
