@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+
+import asyncpg
 
 from services.poller.loop import run_poller
 from shared.bus import Bus
@@ -14,13 +17,36 @@ from shared.settings import PollerSettings
 
 log = logging.getLogger("services.poller")
 
+_DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+async def open_database(settings: PollerSettings, stop: asyncio.Event) -> asyncpg.Pool | None:
+    """Migrate and open the pool, waiting while the database is unreachable (None if stopped)."""
+    delay = 0.2
+    while not stop.is_set():
+        try:
+            await migrate(settings.database_url)
+            return await create_pool(
+                settings.database_url, settings.db_pool_min, settings.db_pool_max
+            )
+        except _DATABASE_ERRORS as exc:
+            log.warning(
+                "database unreachable at start-up, retrying",
+                extra={"error": repr(exc), "retry_in_s": delay},
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 5.0)
+    return None
+
 
 async def main(settings: PollerSettings) -> None:
     stop = asyncio.Event()
     stop_on_signals(stop)
     serve_metrics(settings.metrics_port)
-    await migrate(settings.database_url)
-    pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+    pool = await open_database(settings, stop)
+    if pool is None:
+        return
     bus = Bus(
         settings.amqp_url,
         settings.exchange_name,
