@@ -236,6 +236,38 @@ async def test_missed_events_are_replayed_after_a_network_drop(
     assert await gallery_ids(page) == [504, 503, 502, 501]
 
 
+async def test_reconnect_with_nothing_to_resume_from_reloads_the_first_page(
+    page: Page,
+    gateway: Gateway,
+    executions: Executions,
+    bus: Bus,
+    tcp_proxy: Callable[[str], tuple[TcpProxy, str]],
+) -> None:
+    proxy, proxied_url = tcp_proxy(gateway.url)
+    await executions.add_pending(551)
+    await open_dashboard(page, proxied_url)
+    status = page.locator("#connection-status")
+    await expect(card(page, 551)).to_have_attribute("data-stage", "stage1")
+    # No data event yet: the browser will have no Last-Event-ID to send.
+    assert await status.get_attribute("data-last-event-id") == ""
+
+    async with StreamWatcher(gateway.url) as watcher:
+        proxy.cut()
+        await expect(status).to_have_attribute("data-state", "reconnecting")
+        done = Outcome(alert_level="medium", has_smoke=True, detection_count=2)
+        await executions.store_completion(551, done)
+        await bus.publish(completion_event(551, done))
+        await watcher.wait_for(
+            lambda events: any(name == "etl:stage2:complete" for name, _ in events)
+        )
+    proxy.restore()
+
+    # An unconfirmed reconnect may have missed events: the page reloads its first page.
+    await expect(status).to_have_attribute("data-state", "live")
+    await expect(card(page, 551)).to_have_attribute("data-alert", "medium")
+    await expect(status).to_have_attribute("data-resumed-from", "")
+
+
 async def test_gateway_restart_resets_and_reloads_the_first_page(
     page: Page, start_gateway: GatewayStarter, executions: Executions, bus: Bus
 ) -> None:
