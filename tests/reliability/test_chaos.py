@@ -296,6 +296,8 @@ async def test_chaos_every_client_shows_every_execution_and_the_database_each_on
 
     context = f"seed {seed}; figures in {ARTIFACT}\n{pipeline.outputs()}"
     assert problems == {k: [] for k in problems}, f"{problems}\n{context}"
+    # Services ride out outages and restarts on their own: none had to be restarted for them.
+    assert not chaos.log.unexpected_exits, context
     for name, figures_of_client in client_figures.items():
         assert figures_of_client["missing_ids"] == {"completed": [], "failed": []}, (
             f"{name} misses executions: {figures_of_client['missing_ids']}\n{context}"
