@@ -145,6 +145,23 @@ async def test_reconnect_with_last_event_id_replays_exactly_the_missed_events(
     assert (await watcher.next()).id == after.id
 
 
+async def test_last_event_id_query_parameter_resumes_like_the_header(
+    gateway: Gateway, sse: SseConnector, bus: Bus
+) -> None:
+    # A page that must open a new EventSource cannot set the header.
+    watcher = await sse.connect()
+    await bus.publish(complete(1))
+    first = await watcher.next()
+    await bus.publish(complete(2))
+    missed = await watcher.next()
+
+    back = await sse.open(params={"last_event_id": first.id})
+    connection = await back.next()
+    assert json.loads(connection.data)["resumed_from"] == first.id
+    replayed = await back.next()
+    assert (replayed.id, replayed.data) == (missed.id, missed.data)
+
+
 async def test_unusable_last_event_id_gets_reset_then_live_events(
     gateway_factory: GatewayFactory, bus: Bus
 ) -> None:

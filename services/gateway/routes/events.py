@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Query
 
 from services.gateway.deps import HubDep, Settings, require_token
 from services.gateway.stream import ClientStreamResponse, client_events, heartbeat_factory
@@ -18,8 +18,14 @@ async def stream_events(
     hub: HubDep,
     settings: Settings,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id_param: Annotated[str | None, Query(alias="last_event_id")] = None,
 ) -> ClientStreamResponse:
-    """`connection`, then missed events (or `reset`), then live events and `heartbeat`s."""
+    """`connection`, then missed events (or `reset`), then live events and `heartbeat`s.
+
+    The header is what EventSource sends on its own reconnects; the query parameter
+    lets a page that had to open a new EventSource resume too (it cannot set headers).
+    """
+    last_event_id = last_event_id or last_event_id_param
     client, backlog = hub.subscribe(last_event_id)
     return ClientStreamResponse(
         hub,
