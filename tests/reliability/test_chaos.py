@@ -120,7 +120,7 @@ async def ingest_all(
 
 async def final_states(pool: asyncpg.Pool) -> list[dict[str, Any]]:
     rows = await pool.fetch(
-        """SELECT e.id, e.processing_stage, e.retry_count, j.status, j.attempts,
+        """SELECT e.id, e.processing_stage, e.retry_count, e.extracted_at, j.status, j.attempts,
                   count(o.id) FILTER (WHERE o.routing_key = 'stage2.complete') AS completes,
                   count(o.id) FILTER (WHERE o.routing_key = 'stage2.failed') AS failures,
                   count(o.id) FILTER (WHERE o.published_at IS NULL) AS unpublished,
@@ -132,6 +132,18 @@ async def final_states(pool: asyncpg.Pool) -> list[dict[str, Any]]:
            ORDER BY e.id"""
     )
     return [dict(row) for row in rows]
+
+
+def completed_out_of_order(rows: list[dict[str, Any]]) -> int:
+    """Completed executions that finished Stage 2 before some lower (earlier-ingested) id did."""
+    finished = [r["extracted_at"] for r in rows if r["extracted_at"] is not None]
+    latest = None
+    overtaken = 0
+    for extracted_at in finished:  # rows are in id order
+        if latest is not None and extracted_at < latest:
+            overtaken += 1
+        latest = extracted_at if latest is None else max(latest, extracted_at)
+    return overtaken
 
 
 def database_problems(
@@ -281,6 +293,7 @@ async def test_chaos_every_client_shows_every_execution_and_the_database_each_on
         "ingest_retries": counters["ingest_retries"],
         "database": {
             **state,
+            "overtook_a_lower_id": completed_out_of_order(rows),
             "stage2_attempts": sum(r["attempts"] for r in rows),
             "stage2_failed_events": sum(r["failures"] for r in rows),
             "problems": {k: len(v) for k, v in problems.items()},
@@ -295,6 +308,7 @@ async def test_chaos_every_client_shows_every_execution_and_the_database_each_on
         print(f"unexpected exit of {exit_['service']}:\n{exit_['output_tail']}")
 
     context = f"seed {seed}; figures in {ARTIFACT}\n{pipeline.outputs()}"
+    assert figures["database"]["overtook_a_lower_id"] > 0, "expected out-of-order Stage 2"
     assert problems == {k: [] for k in problems}, f"{problems}\n{context}"
     # Services ride out outages and restarts on their own: none had to be restarted for them.
     assert not chaos.log.unexpected_exits, context
