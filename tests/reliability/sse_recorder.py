@@ -25,10 +25,16 @@ class Received:
 
 class SseRecorder:
     def __init__(
-        self, base_url: str, *, headers: dict[str, str] | None = None, path: str = "/api/events"
+        self,
+        base_url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        path: str = "/api/events",
     ) -> None:
         self.base_url = base_url
         self.headers = headers or {}
+        self.params = params or {}
         self.path = path
         self.events: list[Received] = []
         self.ended = asyncio.Event()
@@ -46,7 +52,10 @@ class SseRecorder:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -59,7 +68,9 @@ class SseRecorder:
                 httpx.AsyncClient(
                     base_url=self.base_url, timeout=httpx.Timeout(10, read=None)
                 ) as http,
-                aconnect_sse(http, "GET", self.path, headers=self.headers) as source,
+                aconnect_sse(
+                    http, "GET", self.path, headers=self.headers, params=self.params
+                ) as source,
             ):
                 source.response.raise_for_status()
                 async for sse in source.aiter_sse():

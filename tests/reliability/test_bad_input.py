@@ -294,7 +294,6 @@ HOSTILE_REQUESTS: list[tuple[str, dict[str, str], int]] = [
 ]
 
 BOGUS_LAST_EVENT_IDS = [
-    "",
     "-",
     "--5",
     "x" * 4000,
@@ -348,32 +347,46 @@ async def test_hostile_requests_get_clear_errors_and_leave_data_and_streams_unto
             for headers in ({}, {"Authorization": "Bearer wrong"}):
                 assert (await http.get("/api/events", headers=headers)).status_code == 401
 
-            # Bogus Last-Event-IDs: a reset (carrying the head id), then the stream goes on.
-            resumers = []
+            # Bogus Last-Event-IDs, as the header EventSource sends and as the query
+            # parameter a recreated EventSource uses: a reset carrying the head id, then
+            # live events. An empty one is no id at all: a fresh connection.
+            resumers: list[tuple[str, SseRecorder]] = []
             for bogus in BOGUS_LAST_EVENT_IDS:
                 last_event_id = bogus.format(epoch=gateway.hub.epoch)
-                resumer = SseRecorder(
-                    gateway.base_url, headers={**AUTH, "Last-Event-ID": last_event_id}
-                )
-                resumers.append(await resumer.__aenter__())
+                for how in ("header", "query"):
+                    resumer = SseRecorder(
+                        gateway.base_url,
+                        headers={**AUTH, "Last-Event-ID": last_event_id}
+                        if how == "header"
+                        else AUTH,
+                        params={"last_event_id": last_event_id} if how == "query" else None,
+                    )
+                    resumers.append((f"{how} {last_event_id[:40]!r}", await resumer.__aenter__()))
+            fresh = await SseRecorder(
+                gateway.base_url, headers={**AUTH, "Last-Event-ID": ""}
+            ).__aenter__()
+            streams = [watcher, fresh, *(r for _, r in resumers)]
             try:
-                assert gateway.hub.client_count == 1 + len(resumers)  # no 401 ever registered
+                # No 401 attempt ever registered as a client.
+                assert gateway.hub.client_count == len(streams)
                 message = _complete(2)
                 await bus.publish(message)
-                for recorder in (watcher, *resumers):
+                for recorder in streams:
                     await recorder.wait_for(
                         lambda r: len(r.of("etl:stage2:complete")) == 1, "the live event"
                     )
-                for bogus, resumer in zip(BOGUS_LAST_EVENT_IDS, resumers, strict=True):
+                for what, resumer in resumers:
                     events = [e.event for e in resumer.data_events()]
-                    assert events == ["reset", "etl:stage2:complete"], (bogus[:40], resumer.events)
+                    assert events == ["reset", "etl:stage2:complete"], (what, resumer.events)
                     reset = resumer.of("reset")[0]
-                    assert reset.id == f"{gateway.hub.epoch}-0"  # the head when it connected
-                assert [e.event for e in watcher.data_events()] == ["etl:stage2:complete"]
-                assert watcher.of("etl:stage2:complete")[0].data == json.loads(encode(message))
+                    assert reset.id == f"{gateway.hub.epoch}-0", what  # the head when it came
+                for recorder in (watcher, fresh):
+                    assert [e.event for e in recorder.data_events()] == ["etl:stage2:complete"]
+                    assert recorder.of("etl:stage2:complete")[0].data == json.loads(encode(message))
+                assert fresh.of("connection")[0].data["resumed_from"] is None
             finally:
-                for resumer in resumers:
-                    await resumer.__aexit__(None, None, None)  # type: ignore[arg-type]
+                for recorder in streams[1:]:
+                    await recorder.__aexit__(None, None, None)
 
         # The table is intact and the API still answers normally.
         assert await db_pool.fetchval("SELECT to_regclass('executions') IS NOT NULL")
