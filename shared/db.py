@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from dataclasses import dataclass
@@ -15,6 +17,9 @@ STAGE2_CHANNEL = "stage2_jobs"
 # Any constant works; it only has to be the same in every process that migrates.
 _MIGRATION_LOCK_KEY = 0x5D0CE516
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+# What an unreachable or restarting database raises.
+DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +84,35 @@ async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncp
     pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
     assert pool is not None  # create_pool only returns None when not awaited
     return pool
+
+
+async def migrate_when_reachable(
+    dsn: str,
+    *,
+    stop: asyncio.Event | None = None,
+    give_up_after_s: float | None = None,
+) -> bool:
+    """Apply migrations, waiting with backoff while the database is unreachable.
+
+    Every service starts this way, so start order does not matter. Returns False
+    if `stop` is set first; re-raises the last error after `give_up_after_s`.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = None if give_up_after_s is None else loop.time() + give_up_after_s
+    stop = stop or asyncio.Event()
+    delay = 0.2
+    while not stop.is_set():
+        try:
+            await migrate(dsn)
+            return True
+        except DATABASE_ERRORS as exc:
+            if deadline is not None and loop.time() + delay > deadline:
+                raise
+            log.warning(
+                "database unreachable at start-up, retrying",
+                extra={"error": repr(exc), "retry_in_s": delay},
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 5.0)
+    return False

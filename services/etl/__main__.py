@@ -9,8 +9,8 @@ from pathlib import Path
 
 from services.etl.generator import CAMERAS, GeneratorOptions, run_generator
 from services.etl.ingest import ingest_files
-from services.etl.service import migrate_when_reachable, run_etl_service
-from shared.db import create_pool
+from services.etl.service import run_etl_service
+from shared.db import create_pool, migrate_when_reachable
 from shared.lifecycle import serve_metrics, stop_on_signals
 from shared.logs import configure_logging
 from shared.settings import EtlSettings
@@ -73,7 +73,7 @@ async def worker(settings: EtlSettings) -> int:
 async def ingest(settings: EtlSettings, files: list[Path]) -> int:
     stop = asyncio.Event()
     stop_on_signals(stop)
-    if not await migrate_when_reachable(settings.database_url, stop):
+    if not await migrate_when_reachable(settings.database_url, stop=stop):
         return 1
     pool = await create_pool(settings.database_url, 1, 2)
     try:
@@ -111,7 +111,7 @@ async def generate(settings: EtlSettings, args: argparse.Namespace) -> int:
         options.output_dir.mkdir(parents=True, exist_ok=True)
         produced = await run_generator(None, options, stop)
     else:
-        if not await migrate_when_reachable(settings.database_url, stop):
+        if not await migrate_when_reachable(settings.database_url, stop=stop):
             return 1
         pool = await create_pool(settings.database_url, 1, 2)
         try:

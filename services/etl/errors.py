@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncpg
+from shared.db import DATABASE_ERRORS
 
 
 class Stage2Error(Exception):
@@ -30,7 +30,7 @@ class DemoTransientFailure(TransientError):
 
 
 # "The database is unreachable right now": loops back off and carry on.
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+DB_ERRORS = DATABASE_ERRORS
 
 
 def describe_error(exc: BaseException) -> str:

@@ -6,14 +6,13 @@ import asyncio
 import contextlib
 import logging
 
-from services.etl.errors import DB_ERRORS, describe_error
+from services.etl.errors import DB_ERRORS
 from services.etl.jobs import OUTBOX_CHANNEL
 from services.etl.listener import NotifyListener
 from services.etl.outbox import OutboxRelay, RelayConfig
-from services.etl.waits import wait_any
 from services.etl.worker import Stage2Worker, WorkerConfig
 from shared.bus import Bus
-from shared.db import STAGE2_CHANNEL, create_pool, migrate
+from shared.db import STAGE2_CHANNEL, create_pool, migrate_when_reachable
 from shared.settings import EtlSettings
 
 log = logging.getLogger(__name__)
@@ -32,23 +31,6 @@ def relay_config(settings: EtlSettings) -> RelayConfig:
     )
 
 
-async def migrate_when_reachable(dsn: str, stop: asyncio.Event) -> bool:
-    """Apply migrations, waiting for the database if it is not up yet."""
-    delay = 0.5
-    while not stop.is_set():
-        try:
-            await migrate(dsn)
-            return True
-        except DB_ERRORS as exc:
-            log.warning(
-                "database unreachable at start-up, retrying",
-                extra={"error": describe_error(exc), "retry_in_s": delay},
-            )
-            await wait_any(stop, max_wait_s=delay)
-            delay = min(delay * 2, 5.0)
-    return False
-
-
 async def final_flush(relay: OutboxRelay) -> None:
     """Publish what the last jobs wrote, if the broker lets us (the rest waits in the outbox)."""
     with contextlib.suppress(TimeoutError, *DB_ERRORS):
@@ -61,7 +43,7 @@ async def final_flush(relay: OutboxRelay) -> None:
 
 async def run_etl_service(settings: EtlSettings, stop: asyncio.Event) -> None:
     """Run until `stop` is set; then finish (or release) in-flight jobs and flush the outbox."""
-    if not await migrate_when_reachable(settings.database_url, stop):
+    if not await migrate_when_reachable(settings.database_url, stop=stop):
         return
     pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
     bus = Bus(settings.amqp_url, settings.exchange_name)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
 
 import asyncpg
 from fastapi import FastAPI, HTTPException, Request, status
@@ -21,29 +19,12 @@ from services.gateway.hub import Hub
 from services.gateway.metrics import build_registry
 from services.gateway.routes import events, executions, health
 from shared.bus import Bus
-from shared.db import create_pool, migrate
+from shared.db import create_pool, migrate_when_reachable
 from shared.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-T = TypeVar("T")
-
-
-async def _retry(what: str, attempt: Callable[[], Awaitable[T]], for_s: float) -> T:
-    """Retry a startup step while a dependency is still coming up."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + for_s
-    delay = 0.2
-    while True:
-        try:
-            return await attempt()
-        except (OSError, TimeoutError, asyncpg.CannotConnectNowError) as exc:
-            if loop.time() + delay > deadline:
-                raise
-            log.warning(f"{what} unreachable, retrying", extra={"error": repr(exc)})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
 
 def _lifespan(resources: Resources) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -52,7 +33,7 @@ def _lifespan(resources: Resources) -> Callable[[FastAPI], AbstractAsyncContextM
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         timeout = settings.gateway_startup_timeout_s
-        await _retry("database", lambda: migrate(settings.database_url), timeout)
+        await migrate_when_reachable(settings.database_url, give_up_after_s=timeout)
         resources.pool = await create_pool(
             settings.database_url, settings.db_pool_min, settings.db_pool_max
         )

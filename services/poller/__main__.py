@@ -3,41 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import asyncpg
 
 from services.poller.loop import run_poller
 from shared.bus import Bus
-from shared.db import create_pool, migrate
+from shared.db import create_pool, migrate_when_reachable
 from shared.lifecycle import serve_metrics, stop_on_signals
 from shared.logs import configure_logging
 from shared.settings import PollerSettings
 
 log = logging.getLogger("services.poller")
 
-_DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
-
 
 async def open_database(settings: PollerSettings, stop: asyncio.Event) -> asyncpg.Pool | None:
     """Migrate and open the pool, waiting while the database is unreachable (None if stopped)."""
-    delay = 0.2
-    while not stop.is_set():
-        try:
-            await migrate(settings.database_url)
-            return await create_pool(
-                settings.database_url, settings.db_pool_min, settings.db_pool_max
-            )
-        except _DATABASE_ERRORS as exc:
-            log.warning(
-                "database unreachable at start-up, retrying",
-                extra={"error": repr(exc), "retry_in_s": delay},
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, 5.0)
-    return None
+    if not await migrate_when_reachable(settings.database_url, stop=stop):
+        return None
+    return await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
 
 
 async def main(settings: PollerSettings) -> None:
