@@ -42,57 +42,45 @@ def template_database(infra: Infra) -> Iterator[str]:
     name = f"ss_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
     async def create() -> None:
-        admin = await _admin(infra)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        await migrate(with_database(infra.database_url, name))
-
-    async def drop() -> None:
-        admin = await _admin(infra)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await migrate(await _create_database(infra, name))
 
     asyncio.run(create())
     yield name
-    asyncio.run(drop())
+    asyncio.run(_drop_database(infra, name))
+
+
+async def _create_database(infra: Infra, name: str, template: str | None = None) -> str:
+    admin = await _admin(infra)
+    try:
+        clause = f' TEMPLATE "{template}"' if template else ""
+        await admin.execute(f'CREATE DATABASE "{name}"{clause}')
+    finally:
+        await admin.close()
+    return with_database(infra.database_url, name)
+
+
+async def _drop_database(infra: Infra, name: str) -> None:
+    admin = await _admin(infra)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 @pytest.fixture
 async def database_url(infra: Infra, template_database: str) -> AsyncIterator[str]:
     """URL of a fresh, migrated database for this test only."""
     name = f"ss_t_{uuid.uuid4().hex[:12]}"
-    admin = await _admin(infra)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    finally:
-        await admin.close()
-    yield with_database(infra.database_url, name)
-    admin = await _admin(infra)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    yield await _create_database(infra, name, template_database)
+    await _drop_database(infra, name)
 
 
 @pytest.fixture
 async def empty_database_url(infra: Infra) -> AsyncIterator[str]:
     """URL of a fresh database with no schema (for migration tests)."""
     name = f"ss_e_{uuid.uuid4().hex[:12]}"
-    admin = await _admin(infra)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield with_database(infra.database_url, name)
-    admin = await _admin(infra)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    yield await _create_database(infra, name)
+    await _drop_database(infra, name)
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ import asyncpg
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.browser.harness import TOKEN, Gateway, GatewayStarter, free_port, wait_ready
+from tests.browser.harness import TOKEN, WAIT_S, Gateway, GatewayStarter
 from tests.browser.pipeline import Executions
+from tests.support.net import free_port, wait_http_ready
 from tests.support.processes import ServiceProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -44,7 +45,7 @@ def start_gateway(
         }
         process = service_process(["services.gateway"], env, name=f"gateway:{port}")
         gateway = Gateway(f"http://127.0.0.1:{port}", port, process)
-        await wait_ready(gateway)
+        await wait_http_ready(gateway.url, gateway.process, timeout_s=WAIT_S)
         return gateway
 
     return start

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,13 +22,6 @@ WAIT_S = 30.0  # deadlock guard for anything the tests wait for
 expect.set_options(timeout=WAIT_S * 1000)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class Gateway:
     url: str
@@ -38,23 +30,6 @@ class Gateway:
 
 
 GatewayStarter = Callable[..., Awaitable[Gateway]]
-
-
-async def wait_ready(gateway: Gateway) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_S
-    async with httpx.AsyncClient(timeout=5) as client:
-        while True:
-            try:
-                if (await client.get(f"{gateway.url}/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if not gateway.process.running or loop.time() > deadline:
-                raise AssertionError(
-                    f"gateway not ready; output:\n{gateway.process.output()[-4000:]}"
-                )
-            await asyncio.sleep(0.1)
 
 
 async def open_dashboard(page: Page, base_url: str) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ import pytest
 
 from shared.bus import Bus
 from tests.deploy.deploy_files import ENTRYPOINT, HEALTHCHECK, REPO_ROOT, ROLE_SETTINGS
+from tests.support.net import free_port
 
 VENV_BIN = str(Path(sys.executable).parent)
 
@@ -49,13 +49,6 @@ def run_entrypoint(
         timeout=120,
         check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # --- entrypoint ---------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
 
 import asyncpg
@@ -12,15 +11,10 @@ import httpx
 from shared.contracts import RoutingKey, Stage2Failed
 from shared.settings import EtlSettings
 from tests.etl.conftest import EventLog, fast_env, ingest, wait_until
+from tests.support.net import free_port
 from tests.support.processes import ServiceProcess
 
 WORKER = ["services.etl", "worker"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_kill_9_mid_job_then_another_worker_completes_it_after_the_lease(

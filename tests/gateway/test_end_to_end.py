@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,31 +19,12 @@ from httpx_sse import aconnect_sse
 from services.etl.generator import make_raw_execution
 from services.etl.ingest import ingest_execution
 from shared.bus import Bus
+from tests.support.net import free_port, wait_http_ready
 from tests.support.processes import ServiceProcess
 
 N = 16
 FAILING_ID = N + 1  # one execution that Stage 2 must reject
 TIMEOUT_S = 120.0  # deadlock guard only
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def _wait_ready(base_url: str, gateway: ServiceProcess) -> None:
-    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
-        for _ in range(int(TIMEOUT_S * 10)):
-            try:
-                if (await http.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert gateway.running, gateway.output()[-4000:]
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"gateway not ready:\n{gateway.output()[-4000:]}")
 
 
 async def test_every_out_of_order_completion_reaches_the_sse_client(
@@ -54,7 +34,7 @@ async def test_every_out_of_order_completion_reaches_the_sse_client(
     bus: Bus,  # owns the exchange's topology, removed after the test
     tmp_path: Path,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **service_env,
         "IMAGE_DIR": str(tmp_path / "images"),
@@ -68,7 +48,7 @@ async def test_every_out_of_order_completion_reaches_the_sse_client(
     service_process(["services.etl", "worker"], env, "etl")
     service_process(["services.poller"], env, "poller")
     base_url = f"http://127.0.0.1:{port}"
-    await _wait_ready(base_url, gateway)
+    await wait_http_ready(base_url, gateway, timeout_s=TIMEOUT_S)
 
     batched: list[int] = []
     completed: list[int] = []

@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,16 +22,10 @@ from httpx_sse import aconnect_sse
 
 from shared.bus import Bus
 from tests.support.infra import Infra, with_database
+from tests.support.net import free_port
 from tests.support.processes import REPO_ROOT
 
 START_TIMEOUT_S = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

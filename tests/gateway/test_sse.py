@@ -13,27 +13,12 @@ from shared.bus import Bus
 from shared.contracts import (
     ExecutionBatch,
     ExecutionSummary,
-    ExtractedData,
     Stage2Complete,
     Stage2Failed,
     encode,
 )
 from tests.gateway.conftest import Gateway, GatewayFactory, SseConnector, close_all, wait_until
-
-
-def complete(execution_id: int) -> Stage2Complete:
-    return Stage2Complete(
-        execution_id=execution_id,
-        processing_time_ms=12.5,
-        extracted_data=ExtractedData(
-            has_smoke=True,
-            alert_level="high",
-            detection_count=2,
-            has_image=True,
-            telegram_sent=False,
-        ),
-        timestamp=datetime.now(UTC),
-    )
+from tests.support.messages import stage2_complete
 
 
 def summary(execution_id: int) -> ExecutionSummary:
@@ -70,7 +55,7 @@ async def test_stage2_complete_reaches_two_clients_with_exact_payload_and_id(
     assert data["resumed_from"] is None
     second = await sse.connect()
 
-    message = complete(201)
+    message = stage2_complete(201)
     await bus.publish(message)
 
     events = [await first.next(), await second.next()]
@@ -107,7 +92,7 @@ async def test_invalid_bus_messages_never_reach_clients_and_the_stream_goes_on(
     client = await sse.connect()
     await bus.publish_raw("stage2.complete", b"{not json")
     await bus.publish_raw("stage2.failed", json.dumps({"execution_id": 1}).encode())
-    good = complete(3)
+    good = stage2_complete(3)
     await bus.publish(good)
     event = await client.next()
     assert event.data == encode(good).decode()
@@ -119,13 +104,13 @@ async def test_reconnect_with_last_event_id_replays_exactly_the_missed_events(
 ) -> None:
     watcher = await sse.connect()  # stays connected throughout
     leaver = await sse.connect()
-    await bus.publish(complete(1))
+    await bus.publish(stage2_complete(1))
     seen = await leaver.next()
     assert (await watcher.next()).id == seen.id
     await leaver.source.response.aclose()
     await wait_until(lambda: gateway.hub.client_count == 1, "the leaver to be unregistered")
 
-    missed = [complete(i) for i in (2, 3, 4)]
+    missed = [stage2_complete(i) for i in (2, 3, 4)]
     for message in missed:
         await bus.publish(message)
     missed_ids = [(await watcher.next()).id for _ in missed]
@@ -138,7 +123,7 @@ async def test_reconnect_with_last_event_id_replays_exactly_the_missed_events(
     assert [e.id for e in replayed] == missed_ids
     assert [e.data for e in replayed] == [encode(m).decode() for m in missed]
 
-    live = complete(5)
+    live = stage2_complete(5)
     await bus.publish(live)
     after = await back.next()  # the next live event, nothing duplicated in between
     assert after.data == encode(live).decode()
@@ -150,9 +135,9 @@ async def test_last_event_id_query_parameter_resumes_like_the_header(
 ) -> None:
     # A page that must open a new EventSource cannot set the header.
     watcher = await sse.connect()
-    await bus.publish(complete(1))
+    await bus.publish(stage2_complete(1))
     first = await watcher.next()
-    await bus.publish(complete(2))
+    await bus.publish(stage2_complete(2))
     missed = await watcher.next()
 
     back = await sse.open(params={"last_event_id": first.id})
@@ -170,7 +155,7 @@ async def test_unusable_last_event_id_gets_reset_then_live_events(
     try:
         early = await sse.connect()
         for i in range(1, 5):
-            await bus.publish(complete(i))
+            await bus.publish(stage2_complete(i))
         first_id = (await early.next()).id
         await published(gateway.hub, 4)
 
@@ -185,7 +170,7 @@ async def test_unusable_last_event_id_gets_reset_then_live_events(
             assert reason in json.loads(reset.data)["reason"]
             assert reset.id == gateway.hub.head_id
 
-        live = complete(99)
+        live = stage2_complete(99)
         await bus.publish(live)
         assert (await client.next()).data == encode(live).decode()
     finally:
@@ -244,7 +229,7 @@ async def test_a_slow_client_is_dropped_while_a_fast_one_keeps_receiving(
         assert gateway.hub.client_count == 1  # only the fast one is left
 
         # The fast client keeps receiving after the drop.
-        await bus.publish(complete(1))
+        await bus.publish(stage2_complete(1))
         after = await fast.next()
         assert after.event == "etl:stage2:complete"
         sent_ids.append(after.id)

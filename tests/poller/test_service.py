@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
 
 import asyncpg
@@ -17,14 +16,8 @@ from tests.poller.support import (
     eventually,
     insert_executions,
 )
+from tests.support.net import free_port
 from tests.support.processes import ServiceProcess
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _started(process: ServiceProcess) -> ServiceProcess:
@@ -38,7 +31,7 @@ async def test_restarted_poller_republishes_nothing_and_misses_nothing(
     service_env: dict[str, str],
     service_process: Callable[..., ServiceProcess],
 ) -> None:
-    metrics_port = _free_port()
+    metrics_port = free_port()
     env = {
         **service_env,
         "POLLER_INTERVAL_S": "0.05",

@@ -6,16 +6,14 @@ fast ones the brief asks for in tests (short leases, retries and poll intervals)
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 
+from tests.support.net import wait_http_ready
 from tests.support.processes import ServiceProcess
 
 READY_TIMEOUT_S = 120.0  # deadlock guard only
@@ -38,13 +36,6 @@ FAST_ETL = {
 }
 FAST_POLLER = {"POLLER_INTERVAL_S": "0.2", "POLLER_PUBLISH_TIMEOUT_S": "5"}
 FAST_GATEWAY = {"HEARTBEAT_INTERVAL_S": "1", "GATEWAY_STARTUP_TIMEOUT_S": "120"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def fast_amqp_url(url: str) -> str:
@@ -83,7 +74,7 @@ class Pipeline:
         )
 
     async def wait_ready(self) -> None:
-        await wait_gateway_ready(self.base_url, self.processes["gateway"])
+        await wait_http_ready(self.base_url, self.processes["gateway"], timeout_s=READY_TIMEOUT_S)
 
 
 def start_pipeline(
@@ -97,21 +88,6 @@ def start_pipeline(
     names.update({f"etl-{i}": "etl" for i in range(1, etl_workers + 1)})
     processes = {name: service_process(COMMANDS[kind], env, name) for name, kind in names.items()}
     return Pipeline(f"http://127.0.0.1:{env['GATEWAY_PORT']}", processes)
-
-
-async def wait_gateway_ready(base_url: str, gateway: ServiceProcess) -> None:
-    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + READY_TIMEOUT_S
-        while loop.time() < deadline:
-            try:
-                if (await http.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert gateway.running, gateway.output()[-4000:]
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"gateway not ready:\n{gateway.output()[-4000:]}")
 
 
 async def database_state(pool: asyncpg.Pool) -> dict[str, Any]:

@@ -26,15 +26,15 @@ from services.etl.generator import make_raw_execution
 from services.etl.ingest import ingest_execution
 from shared.bus import Bus
 from shared.contracts import (
-    ExtractedData,
-    Stage2Complete,
     encode,
 )
 from shared.settings import GatewaySettings
 from tests.gateway.conftest import start_gateway
 from tests.reliability.bad_inputs import OVERSIZE_LIMIT, STAGE1_CASES, STAGE2_CASES
-from tests.reliability.pipeline import free_port, pipeline_env, start_pipeline
+from tests.reliability.pipeline import pipeline_env, start_pipeline
 from tests.reliability.sse_recorder import WAIT_S, SseRecorder
+from tests.support.messages import stage2_complete
+from tests.support.net import free_port
 from tests.support.processes import ServiceProcess
 
 TOKEN = "reliability-token"
@@ -83,16 +83,18 @@ async def test_bad_raw_executions_fail_clearly_while_good_ones_reach_the_dashboa
             await ingest_execution(db_pool, json.dumps(case.make(execution_id)))
         # The workflow may write rows itself: a raw payload that is not JSON at all,
         # and an execution whose raw data never arrived. Stage 2 must name both.
-        await db_pool.execute(
-            """INSERT INTO executions (id, workflow_id, camera_id, status, started_at)
-               SELECT id, 'wf', 'cam', 'success', now() FROM unnest($1::bigint[]) AS id""",
-            [invalid_json_id, no_raw_id],
-        )
-        await db_pool.execute(
-            "INSERT INTO execution_raw (execution_id, payload) VALUES ($1, $2)",
-            invalid_json_id,
-            '{"execution_id": 30, "oops',
-        )
+        # One transaction, as the workflow would: a worker must never see 30 without its raw row.
+        async with db_pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO executions (id, workflow_id, camera_id, status, started_at)
+                   SELECT id, 'wf', 'cam', 'success', now() FROM unnest($1::bigint[]) AS id""",
+                [invalid_json_id, no_raw_id],
+            )
+            await conn.execute(
+                "INSERT INTO execution_raw (execution_id, payload) VALUES ($1, $2)",
+                invalid_json_id,
+                '{"execution_id": 30, "oops',
+            )
         for execution_id, (name, make, message) in stage1_bad.items():
             with pytest.raises(MalformedExecution, match=message):
                 await ingest_execution(db_pool, make(execution_id), source=f"reliability:{name}")
@@ -161,24 +163,9 @@ async def test_bad_raw_executions_fail_clearly_while_good_ones_reach_the_dashboa
 # -- bus messages ---------------------------------------------------------------
 
 
-def _complete(execution_id: int) -> Stage2Complete:
-    return Stage2Complete(
-        execution_id=execution_id,
-        processing_time_ms=1.0,
-        extracted_data=ExtractedData(
-            has_smoke=False,
-            alert_level="none",
-            detection_count=0,
-            has_image=False,
-            telegram_sent=False,
-        ),
-        timestamp=datetime.now(UTC),
-    )
-
-
 def _poison() -> list[tuple[str, bytes, object, str]]:
     """(routing key, body, schema_version header, what the gateway's log must say)."""
-    valid = encode(_complete(5))
+    valid = encode(stage2_complete(5))
     wrong_type = json.loads(valid)
     wrong_type["execution_id"] = "5"
     return [
@@ -369,7 +356,7 @@ async def test_hostile_requests_get_clear_errors_and_leave_data_and_streams_unto
             try:
                 # No 401 attempt ever registered as a client.
                 assert gateway.hub.client_count == len(streams)
-                message = _complete(2)
+                message = stage2_complete(2)
                 await bus.publish(message)
                 for recorder in streams:
                     await recorder.wait_for(

@@ -41,11 +41,11 @@ from tests.reliability.dashboard_client import DashboardClient
 from tests.reliability.pipeline import (
     database_state,
     fast_amqp_url,
-    free_port,
     pipeline_env,
     settled,
     start_pipeline,
 )
+from tests.support.net import free_port
 from tests.support.processes import REPO_ROOT, ServiceProcess
 from tests.support.tcp_proxy import TcpProxy
 

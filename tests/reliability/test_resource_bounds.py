@@ -21,7 +21,6 @@ import re
 import socket
 import struct
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,10 @@ import httpx
 import pytest
 
 from shared.bus import Bus
-from shared.contracts import ExtractedData, Stage2Complete
-from tests.reliability.pipeline import free_port, pipeline_env, wait_gateway_ready
+from tests.reliability.pipeline import READY_TIMEOUT_S, pipeline_env
 from tests.reliability.sse_recorder import SseRecorder
+from tests.support.messages import stage2_complete
+from tests.support.net import free_port, wait_http_ready
 from tests.support.processes import REPO_ROOT, ServiceProcess
 
 CLIENTS_PER_ROUND = 1000
@@ -126,21 +126,6 @@ class GatewayProbe:
         }
 
 
-def event(execution_id: int) -> Stage2Complete:
-    return Stage2Complete(
-        execution_id=execution_id,
-        processing_time_ms=1.0,
-        extracted_data=ExtractedData(
-            has_smoke=True,
-            alert_level="low",
-            detection_count=1,
-            has_image=False,
-            telegram_sent=False,
-        ),
-        timestamp=datetime.now(UTC),
-    )
-
-
 @pytest.mark.timeout(600)
 async def test_vanishing_sse_clients_leave_no_memory_tasks_or_sockets_behind(
     service_env: dict[str, str],
@@ -154,7 +139,7 @@ async def test_vanishing_sse_clients_leave_no_memory_tasks_or_sockets_behind(
     )
     gateway = service_process(["tests.reliability.probed_gateway"], env, "gateway")
     base_url = f"http://127.0.0.1:{port}"
-    await wait_gateway_ready(base_url, gateway)
+    await wait_http_ready(base_url, gateway, timeout_s=READY_TIMEOUT_S)
     assert gateway.proc is not None
     probe = GatewayProbe(base_url, gateway.proc.pid)
     published = 0
@@ -169,7 +154,7 @@ async def test_vanishing_sse_clients_leave_no_memory_tasks_or_sockets_behind(
             vanish(writer, reset=n % 2 == 0)
             if n % 100 == 0:  # fan-out goes on while they disappear
                 published += 1
-                await bus.publish(event(published))
+                await bus.publish(stage2_complete(published))
         await probe.wait_clients(1)
         return peak
 

@@ -17,8 +17,9 @@ import asyncpg
 from services.etl.generator import make_raw_execution
 from services.etl.ingest import ingest_execution
 from shared.bus import Bus
-from tests.reliability.pipeline import fast_amqp_url, free_port, pipeline_env, start_pipeline
+from tests.reliability.pipeline import fast_amqp_url, pipeline_env, start_pipeline
 from tests.reliability.sse_recorder import SseRecorder
+from tests.support.net import free_port
 from tests.support.processes import ServiceProcess
 from tests.support.tcp_proxy import TcpProxy
 
