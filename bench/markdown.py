@@ -47,7 +47,7 @@ def render(document: dict[str, Any]) -> list[str]:
             [
                 m["cpu_model"],
                 m["cpus"],
-                m["memory"],
+                f"{int(m['memory'].split()[0]) / 2**20:.1f} GiB",
                 m["kernel"],
                 m["python"],
                 m["postgresql"],
