@@ -114,7 +114,9 @@ async def one_run(raws: list[str], processes: int, profile: bool) -> dict[str, A
     }
 
 
-async def run(count: int = 600, process_counts: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
+async def run(
+    count: int = 600, process_counts: tuple[int, ...] = (1, 2), profile: bool = True
+) -> dict[str, Any]:
     raws, jpeg_bytes = raw_executions(count)
-    runs = [await one_run(raws, n, profile=n == 1) for n in process_counts]
+    runs = [await one_run(raws, n, profile=profile and n == 1) for n in process_counts]
     return {"mean_jpeg_bytes": jpeg_bytes, "runs": runs}
