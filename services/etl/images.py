@@ -44,22 +44,36 @@ class StoredImage:
 
 def decode_base64(data: str, max_bytes: int) -> bytes:
     """The image bytes; InvalidImage for bad base64 or an oversized image."""
-    compact = "".join(data.split())  # tolerate MIME-style line breaks
+    text = data
     # Checked before decoding so an oversized payload costs no memory twice.
-    approx_size = len(compact) * 3 // 4
+    if len(text) * 3 // 4 > max_bytes:
+        text = "".join(text.split())  # line breaks do not count
+    approx_size = len(text) * 3 // 4
     if approx_size > max_bytes:
         raise InvalidImage(
             f"image is about {approx_size} bytes, over the limit of {max_bytes} "
             "(ETL_MAX_IMAGE_BYTES)"
         )
     try:
-        return binascii.a2b_base64(compact, strict_mode=True)
+        # The usual case is one line: decode it without copying the text first.
+        return binascii.a2b_base64(text, strict_mode=True)
     except binascii.Error as exc:
-        raise InvalidImage(f"image.data_base64 is not valid base64: {exc}") from None
+        error = exc
+    compact = "".join(text.split())  # tolerate MIME-style line breaks
+    if compact != text:
+        try:
+            return binascii.a2b_base64(compact, strict_mode=True)
+        except binascii.Error as exc:
+            error = exc
+    raise InvalidImage(f"image.data_base64 is not valid base64: {error}") from None
 
 
-def load_image(data: bytes, declared_mime: str, max_pixels: int) -> Image.Image:
-    """Fully decode the image (catches truncation); reject non-images and bombs."""
+def open_image(data: bytes, declared_mime: str, max_pixels: int) -> Image.Image:
+    """Identify the image from its header (no pixel data decoded yet).
+
+    Rejects non-images, formats other than JPEG/PNG/WebP, a mime type that does
+    not match the data, and decompression bombs (pixel count, before decoding).
+    """
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
@@ -79,6 +93,37 @@ def load_image(data: bytes, declared_mime: str, max_pixels: int) -> Image.Image:
             f"image is {width}x{height} = {width * height} pixels, over the limit of "
             f"{max_pixels} (ETL_MAX_IMAGE_PIXELS; decompression bomb guard)"
         )
+    return image
+
+
+def load_image(data: bytes, declared_mime: str, max_pixels: int) -> Image.Image:
+    """`open_image` plus a full-size decode (what Stage 2 did before draft decoding)."""
+    image = open_image(data, declared_mime, max_pixels)
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImage(f"image data is corrupt: {exc}") from None
+    return image
+
+
+def fit_within(size: tuple[int, int], max_px: int) -> tuple[int, int]:
+    """`size` scaled down (never up) so its longest side is at most max_px."""
+    width, height = size
+    scale = min(max_px / width, max_px / height, 1.0)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def decode_for_thumbnail(image: Image.Image, max_px: int) -> Image.Image:
+    """Decode every byte of the image's data, at the smallest size the thumbnail allows.
+
+    This is the full decode that verifies the file (truncated or corrupt data
+    raises here). For a JPEG, `draft` makes libjpeg scale by 1/2, 1/4 or 1/8
+    while decoding: it still reads and entropy-decodes the whole scan (so
+    truncation is caught exactly as by a full-size decode) but skips most of
+    the inverse DCT and leaves the resize little to do. PNG and WebP ignore
+    `draft` and decode at full size.
+    """
+    image.draft("RGB", fit_within(image.size, max_px))
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as exc:
@@ -87,7 +132,8 @@ def load_image(data: bytes, declared_mime: str, max_pixels: int) -> Image.Image:
 
 
 def make_thumbnail(image: Image.Image, max_px: int) -> bytes:
-    thumbnail = image.convert("RGB")
+    """JPEG thumbnail of a decoded image (RGB images are not copied by a no-op convert)."""
+    thumbnail = image if image.mode == "RGB" else image.convert("RGB")
     thumbnail.thumbnail((max_px, max_px))
     out = io.BytesIO()
     thumbnail.save(out, format="JPEG", quality=THUMBNAIL_QUALITY)
@@ -123,10 +169,14 @@ def save_execution_image(
             f"image is {len(data)} bytes, over the limit of {limits.max_bytes} "
             "(ETL_MAX_IMAGE_BYTES)"
         )
-    image = load_image(data, raw_image.mime_type, limits.max_pixels)
-    assert image.format is not None  # load_image checked it
+    image = open_image(data, raw_image.mime_type, limits.max_pixels)
+    assert image.format is not None  # open_image checked it
+    width, height = image.size  # before the draft decode shrinks it
     image_path, thumbnail_path = relative_paths(execution_id, FORMATS[image.format][1])
-    thumbnail = make_thumbnail(image, limits.thumbnail_px)
+    # The original is stored as received; decoding it for the thumbnail verifies it.
+    thumbnail = make_thumbnail(
+        decode_for_thumbnail(image, limits.thumbnail_px), limits.thumbnail_px
+    )
     write_atomically(image_dir / image_path, data)
     write_atomically(image_dir / thumbnail_path, thumbnail)
-    return StoredImage(image_path, thumbnail_path, image.width, image.height)
+    return StoredImage(image_path, thumbnail_path, width, height)

@@ -8,7 +8,7 @@ worker that lost its lease can never complete a job another worker now holds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
@@ -38,6 +38,9 @@ Executor = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 class ClaimedJob:
     execution_id: int
     attempts: int  # including this one
+    # The raw execution, fetched by the claim (saves a query per job); None: not
+    # fetched or not stored, the worker then asks `load_raw`.
+    raw: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,10 @@ class RetryPolicy:
 async def claim_jobs(
     conn: Executor, worker_id: str, limit: int, lease_s: float
 ) -> list[ClaimedJob]:
-    """Claim up to `limit` due jobs; SKIP LOCKED lets any number of workers do this at once."""
+    """Claim up to `limit` due jobs with their raw executions.
+
+    SKIP LOCKED lets any number of workers do this at once.
+    """
     rows = await conn.fetch(
         """
         WITH due AS (
@@ -78,15 +84,15 @@ async def claim_jobs(
         UPDATE stage2_jobs j
         SET status = 'processing', attempts = j.attempts + 1, locked_by = $2,
             locked_until = now() + make_interval(secs => $3), updated_at = now()
-        FROM due
+        FROM due LEFT JOIN execution_raw r ON r.execution_id = due.execution_id
         WHERE j.execution_id = due.execution_id
-        RETURNING j.execution_id, j.attempts
+        RETURNING j.execution_id, j.attempts, r.payload
         """,
         limit,
         worker_id,
         lease_s,
     )
-    return [ClaimedJob(r["execution_id"], r["attempts"]) for r in rows]
+    return [ClaimedJob(r["execution_id"], r["attempts"], r["payload"]) for r in rows]
 
 
 async def seconds_until_next_due(conn: Executor) -> float | None:
@@ -147,6 +153,19 @@ async def _owns(conn: Connection, execution_id: int, worker_id: str) -> bool:
     return bool(owned)
 
 
+async def _owned_at(conn: Connection, execution_id: int, worker_id: str) -> datetime | None:
+    """Lock the job if this worker still owns it; the transaction time, or None if not."""
+    value = await conn.fetchval(
+        """SELECT clock_timestamp() FROM stage2_jobs
+           WHERE execution_id = $1 AND status = 'processing' AND locked_by = $2
+           FOR UPDATE""",
+        execution_id,
+        worker_id,
+    )
+    assert value is None or isinstance(value, datetime)
+    return value
+
+
 async def _transaction_time(conn: Connection) -> datetime:
     value = await conn.fetchval("SELECT clock_timestamp()")
     assert isinstance(value, datetime)
@@ -161,13 +180,17 @@ async def _insert_event(
         if isinstance(event, Stage2Complete)
         else RoutingKey.STAGE2_FAILED
     )
+    # One round trip: the row and the relay's wake-up (delivered at commit).
     await conn.execute(
-        "INSERT INTO outbox (routing_key, execution_id, payload) VALUES ($1, $2, $3)",
+        """WITH row AS (
+               INSERT INTO outbox (routing_key, execution_id, payload) VALUES ($1, $2, $3)
+           )
+           SELECT pg_notify($4, '')""",
         key.value,
         execution_id,
         encode(event).decode(),
+        OUTBOX_CHANNEL,
     )
-    await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
 
 
 async def complete_job(
@@ -182,16 +205,25 @@ async def complete_job(
     Returns None (and changes nothing) when this worker no longer owns the job.
     """
     async with conn.transaction():
-        if not await _owns(conn, job.execution_id, worker_id):
+        # Ownership check, row lock and timestamp in one round trip; one statement
+        # updates execution and job: each round trip is event-loop time per job.
+        now = await _owned_at(conn, job.execution_id, worker_id)
+        if now is None:
             return None
-        now = await _transaction_time(conn)
         image = result.image
         await conn.execute(
-            """UPDATE executions
-               SET processing_stage = 'stage2', has_smoke = $2, has_fire = $3, alert_level = $4,
-                   detection_count = $5, confidence = $6, image_path = $7, thumbnail_path = $8,
-                   telegram_sent = $9, extracted_at = $10, stage2_error = NULL, retry_count = $11
-               WHERE id = $1""",
+            """WITH execution AS (
+                   UPDATE executions
+                   SET processing_stage = 'stage2', has_smoke = $2, has_fire = $3,
+                       alert_level = $4, detection_count = $5, confidence = $6,
+                       image_path = $7, thumbnail_path = $8, telegram_sent = $9,
+                       extracted_at = $10, stage2_error = NULL, retry_count = $11
+                   WHERE id = $1
+               )
+               UPDATE stage2_jobs
+               SET status = 'completed', locked_by = NULL, locked_until = NULL,
+                   last_error = NULL, updated_at = $10
+               WHERE execution_id = $1""",
             job.execution_id,
             result.has_smoke,
             result.has_fire,
@@ -203,14 +235,6 @@ async def complete_job(
             result.telegram_sent,
             now,
             job.attempts - 1,  # every earlier attempt failed
-        )
-        await conn.execute(
-            """UPDATE stage2_jobs
-               SET status = 'completed', locked_by = NULL, locked_until = NULL,
-                   last_error = NULL, updated_at = $2
-               WHERE execution_id = $1""",
-            job.execution_id,
-            now,
         )
         event = Stage2Complete(
             execution_id=job.execution_id,

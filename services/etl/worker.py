@@ -139,7 +139,9 @@ class Stage2Worker:
         log.info("stage2 job claimed", extra={**context, "worker_id": self.worker_id})
         try:
             try:
-                raw = await jobs.load_raw(self.pool, job.execution_id)
+                raw = job.raw
+                if raw is None:  # not fetched with the claim: look again
+                    raw = await jobs.load_raw(self.pool, job.execution_id)
                 if raw is None:
                     raise MalformedExecution("no raw execution is stored for this execution")
                 result = await run_stage2(job.execution_id, raw, job.attempts, self.config.stage2)

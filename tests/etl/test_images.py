@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from services.etl.errors import InvalidImage
-from services.etl.images import ImageLimits, save_execution_image
+from services.etl.generator import make_raw_execution
+from services.etl.images import ImageLimits, fit_within, save_execution_image
 from services.etl.raw_format import RawImage
 from services.etl.scenes import render_picture
 
@@ -85,3 +86,40 @@ def test_decompression_bomb_is_rejected_by_the_pixel_limit(tmp_path: Path) -> No
     assert len(bomb) < 100_000
     with pytest.raises(InvalidImage, match=r"5000x5000 = 25000000 pixels, over the limit"):
         save_execution_image(raw_image(bomb, "image/png"), 1, tmp_path, LIMITS)
+
+
+BENCH_LIMITS = ImageLimits(max_bytes=1_000_000, max_pixels=2_000_000, thumbnail_px=320)
+
+
+def large_jpeg() -> bytes:
+    raw = make_raw_execution(5, image_bytes=100_000)
+    return base64.b64decode(raw["image"]["data_base64"])
+
+
+def test_draft_decoded_thumbnail_keeps_the_original_size_and_bytes(tmp_path: Path) -> None:
+    jpeg = large_jpeg()
+    stored = save_execution_image(raw_image(jpeg), 5, tmp_path, BENCH_LIMITS)
+    size = Image.open(io.BytesIO(jpeg)).size
+    assert size[0] >= 2 * 320  # big enough for libjpeg to decode at reduced scale
+    assert (stored.width, stored.height) == size
+    assert (tmp_path / stored.image_path).read_bytes() == jpeg
+    with Image.open(tmp_path / stored.thumbnail_path) as thumbnail:
+        assert thumbnail.size == fit_within(size, 320)
+        assert max(thumbnail.size) == 320
+
+
+@pytest.mark.parametrize("kept", [0.5, 0.9, 0.99])
+def test_truncated_jpeg_is_caught_by_the_draft_decode(tmp_path: Path, kept: float) -> None:
+    # The thumbnail decode runs at 1/2 scale here; it must still read the whole scan.
+    jpeg = large_jpeg()
+    cut = jpeg[: int(len(jpeg) * kept)]
+    with pytest.raises(InvalidImage, match=r"image data is corrupt: image file is truncated"):
+        save_execution_image(raw_image(cut), 1, tmp_path, BENCH_LIMITS)
+    assert not any(tmp_path.rglob("*.*"))
+
+
+def test_base64_with_line_breaks_is_accepted(tmp_path: Path) -> None:
+    jpeg = render_picture(0, "smoke", "cam").jpeg
+    wrapped = RawImage(mime_type="image/jpeg", data_base64=base64.encodebytes(jpeg).decode())
+    stored = save_execution_image(wrapped, 9, tmp_path, LIMITS)
+    assert (tmp_path / stored.image_path).read_bytes() == jpeg
