@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
+
+import uvloop
 
 from services.etl.generator import CAMERAS, GeneratorOptions, run_generator
 from services.etl.ingest import ingest_files
@@ -125,15 +129,20 @@ async def generate(settings: EtlSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+def run(main: Coroutine[Any, Any, int]) -> int:
+    # uvloop: cheaper socket I/O for the relay's publishes and the workers' queries.
+    return uvloop.run(main)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = EtlSettings()
     configure_logging(settings.log_level, "etl")
     if args.command == "worker":
-        return asyncio.run(worker(settings))
+        return run(worker(settings))
     if args.command == "ingest":
-        return asyncio.run(ingest(settings, args.files))
-    return asyncio.run(generate(settings, args))
+        return run(ingest(settings, args.files))
+    return run(generate(settings, args))
 
 
 if __name__ == "__main__":

@@ -6,11 +6,12 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import aio_pika
 import asyncpg
 
 from services.etl.outbox import RELAY_LOCK_KEY, OutboxRelay, RelayConfig, update_lag_metric
-from shared.bus import Bus
-from shared.contracts import Stage2Failed, encode
+from shared.bus import Bus, Delivery
+from shared.contracts import ExtractedData, RoutingKey, Stage2Complete, Stage2Failed, encode
 from shared.db import create_pool
 from shared.settings import EtlSettings
 from tests.etl.conftest import EventLog, ingest, running_etl, wait_until
@@ -52,6 +53,111 @@ async def test_relay_publishes_every_row_in_order_and_marks_it_published(
     ids = [r["id"] for r in await db_pool.fetch("SELECT id FROM outbox ORDER BY id")]
     assert [d.message_id for d in events.deliveries] == [f"outbox-{i}" for i in ids]
     assert await db_pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+
+async def insert_mixed_events(pool: asyncpg.Pool, kinds: list[tuple[int, RoutingKey]]) -> None:
+    """Outbox rows in this order: (execution id, stage2.failed or stage2.complete)."""
+    now = datetime.now(UTC)
+    rows = []
+    for execution_id, key in kinds:
+        event: Stage2Failed | Stage2Complete
+        if key is RoutingKey.STAGE2_FAILED:
+            event = Stage2Failed(execution_id=execution_id, error="e", retry_count=1, timestamp=now)
+        else:
+            event = Stage2Complete(
+                execution_id=execution_id,
+                processing_time_ms=1.0,
+                extracted_data=ExtractedData(
+                    has_smoke=True,
+                    alert_level="high",
+                    detection_count=1,
+                    has_image=False,
+                    telegram_sent=False,
+                ),
+                timestamp=now,
+            )
+        rows.append((key.value, execution_id, encode(event).decode()))
+    await pool.executemany(
+        "INSERT INTO outbox (routing_key, execution_id, payload) VALUES ($1, $2, $3)", rows
+    )
+
+
+async def outbox_ids(pool: asyncpg.Pool, *, published: bool) -> list[int]:
+    rows = await pool.fetch(
+        "SELECT id FROM outbox WHERE (published_at IS NOT NULL) = $1 ORDER BY id", published
+    )
+    return [r["id"] for r in rows]
+
+
+async def test_pipelined_batch_keeps_id_order_on_the_wire(
+    db_pool: asyncpg.Pool, bus: Bus, events: EventLog
+) -> None:
+    # One batch of 200 publishes in flight at once, a failure and a success per execution.
+    kinds = [
+        (i // 2 + 1, RoutingKey.STAGE2_FAILED if i % 2 == 0 else RoutingKey.STAGE2_COMPLETE)
+        for i in range(200)
+    ]
+    await insert_mixed_events(db_pool, kinds)
+    relay = OutboxRelay(db_pool, bus, RelayConfig(batch_size=200))
+    outcome = await relay.publish_batch()
+    assert (outcome.published, outcome.fetched, outcome.error) == (200, 200, None)
+    await events.wait_for(lambda ds: len(ds) == 200, "200 events")
+    ids = await outbox_ids(db_pool, published=True)
+    assert [d.message_id for d in events.deliveries] == [f"outbox-{i}" for i in ids]
+    for execution_id in (1, 50, 100):
+        assert events.kinds(execution_id) == ["stage2.failed", "stage2.complete"]
+
+
+async def test_a_nack_mid_batch_marks_only_the_confirmed_prefix(
+    db_pool: asyncpg.Pool, bus: Bus, amqp_url: str, exchange_name: str, events: EventLog
+) -> None:
+    # A real broker nack: a one-message queue for stage2.failed that rejects overflow.
+    connection = await aio_pika.connect(amqp_url)
+    limited_name = f"{exchange_name}.limited"
+    try:
+        channel = await connection.channel()
+        limited = await channel.declare_queue(
+            limited_name, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
+        )
+        await limited.bind(exchange_name, RoutingKey.STAGE2_FAILED.value)
+        await insert_mixed_events(
+            db_pool,
+            [
+                (1, RoutingKey.STAGE2_FAILED),  # fills the limited queue
+                (1, RoutingKey.STAGE2_COMPLETE),
+                (2, RoutingKey.STAGE2_FAILED),  # nacked: the limited queue is full
+                (2, RoutingKey.STAGE2_COMPLETE),  # confirmed, but after the failure
+                (3, RoutingKey.STAGE2_COMPLETE),
+            ],
+        )
+        ids = await outbox_ids(db_pool, published=False)
+        relay = OutboxRelay(db_pool, bus, RelayConfig(batch_size=10))
+
+        outcome = await relay.publish_batch()
+        assert outcome.error is not None and "stage2.failed" in str(outcome.error)
+        assert (outcome.published, outcome.fetched) == (2, 5)
+        # Published rows stay a prefix: rows after the nacked one wait for it.
+        assert await outbox_ids(db_pool, published=True) == ids[:2]
+        assert await outbox_ids(db_pool, published=False) == ids[2:]
+
+        await limited.purge()
+        outcome = await relay.publish_batch()
+        assert (outcome.published, outcome.error) == (3, None)
+    finally:
+        cleanup = await connection.channel()
+        await cleanup.queue_delete(limited_name)
+        await connection.close()
+    wanted = [f"outbox-{i}" for i in ids]
+
+    def complete(deliveries: list[Delivery]) -> bool:
+        return {d.message_id for d in deliveries} >= set(wanted)
+
+    deliveries = await events.wait_for(complete, "every event")
+    # Rows after the nacked one were re-sent after it: the last copy of each
+    # event arrives in id order, so stage2.complete of execution 2 is the last word.
+    last_copies = list(dict.fromkeys(reversed([d.message_id for d in deliveries])))
+    assert list(reversed(last_copies)) == wanted
+    assert events.kinds(2)[-1] == "stage2.complete"
 
 
 async def test_a_relay_stands_by_while_another_holds_the_lock(
