@@ -134,7 +134,9 @@ def decode_for_thumbnail(image: Image.Image, max_px: int) -> Image.Image:
 def make_thumbnail(image: Image.Image, max_px: int) -> bytes:
     """JPEG thumbnail of a decoded image (RGB images are not copied by a no-op convert)."""
     thumbnail = image if image.mode == "RGB" else image.convert("RGB")
-    thumbnail.thumbnail((max_px, max_px))
+    # Bilinear: after a draft decode the remaining downscale is under 2x, where
+    # Pillow's (antialiased) bilinear filter looks like Lanczos at ~1/3 less CPU.
+    thumbnail.thumbnail((max_px, max_px), Image.Resampling.BILINEAR)
     out = io.BytesIO()
     thumbnail.save(out, format="JPEG", quality=THUMBNAIL_QUALITY)
     return out.getvalue()

@@ -38,6 +38,9 @@ class RelayConfig:
     retry_max_s: float = 5.0
     retention_s: float = 24 * 3600
     cleanup_interval_s: float = 300.0
+    # The lag gauge is refreshed at most this often: a query per round would
+    # double the relay's database round trips at high rates.
+    lag_interval_s: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,13 +175,16 @@ class OutboxRelay:
             return
         loop = asyncio.get_running_loop()
         next_cleanup = loop.time()
+        next_lag = loop.time()
         backoff = 0.1
         while not stop.is_set():
             self.wake.clear()  # before reading: a commit after this re-sets it
             try:
                 outcome = await self.publish_batch()
                 metrics.OUTBOX_RELAY_ACTIVE.set(1 if outcome.lock_held else 0)
-                await self.update_lag()
+                if loop.time() >= next_lag:
+                    await self.update_lag()
+                    next_lag = loop.time() + self.config.lag_interval_s
                 if outcome.lock_held and loop.time() >= next_cleanup:
                     deleted = await self.delete_published()
                     next_cleanup = loop.time() + self.config.cleanup_interval_s
