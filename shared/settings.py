@@ -87,8 +87,10 @@ class GatewaySettings(CommonSettings):
     api_max_page_size: int = Field(default=200, ge=1)
     # Seconds a dropped client's stream may take to end on its own before it is cut.
     client_drop_grace_s: float = Field(default=1.0, ge=0)
-    # A single SSE write blocked this long means a dead peer: close the connection.
-    sse_send_timeout_s: float = Field(default=60.0, gt=0)
+    # A single SSE write blocked this long closes the connection. 0 / unset = off
+    # (default): a timer per write cost a quarter of the fan-out CPU, and the hub's
+    # queue-full drop + cut after client_drop_grace_s already end stuck clients.
+    sse_send_timeout_s: float | None = Field(default=None, ge=0)
     # How long startup waits for PostgreSQL and RabbitMQ to come up.
     gateway_startup_timeout_s: float = Field(default=30.0, ge=0)
 
@@ -101,6 +103,11 @@ class GatewaySettings(CommonSettings):
                 return json.loads(text)
             return [origin.strip() for origin in text.split(",") if origin.strip()]
         return value
+
+    @field_validator("sse_send_timeout_s", mode="before")
+    @classmethod
+    def _empty_timeout_is_off(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("gateway_token", mode="before")
     @classmethod

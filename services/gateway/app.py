@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -15,9 +16,10 @@ from fastapi.staticfiles import StaticFiles
 
 from services.gateway.consumer import start_consumer
 from services.gateway.deps import Resources
-from services.gateway.hub import Hub
+from services.gateway.hub import Hub, send_heartbeats
 from services.gateway.metrics import build_registry
 from services.gateway.routes import events, executions, health
+from services.gateway.stream import end_streams_at_server_exit
 from shared.bus import Bus
 from shared.db import create_pool, migrate_when_reachable
 from shared.settings import GatewaySettings
@@ -38,10 +40,17 @@ def _lifespan(resources: Resources) -> Callable[[FastAPI], AbstractAsyncContextM
             settings.database_url, settings.db_pool_min, settings.db_pool_max
         )
         bus = Bus(settings.amqp_url, settings.exchange_name)
+        background: list[asyncio.Task[None]] = []
         try:
             await bus.connect(retry_for_s=timeout)
             resources.bus = bus
             queue = await start_consumer(bus, resources.hub)
+            background += [
+                asyncio.create_task(send_heartbeats(resources.hub, settings.heartbeat_interval_s)),
+                asyncio.create_task(end_streams_at_server_exit(resources.hub)),
+            ]
+            for hook in resources.after_startup:
+                hook()
             log.info(
                 "gateway ready",
                 extra={
@@ -51,6 +60,8 @@ def _lifespan(resources: Resources) -> Callable[[FastAPI], AbstractAsyncContextM
             )
             yield
         finally:
+            for task in background:
+                task.cancel()
             resources.hub.close()
             await bus.close()
             await resources.pool.close()

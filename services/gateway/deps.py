@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import asyncpg
@@ -23,6 +24,8 @@ class Resources:
     hub: Hub
     pool: asyncpg.Pool | None = None
     bus: Bus | None = None
+    # Called once start-up is done (python -m services.gateway tunes the GC there).
+    after_startup: list[Callable[[], None]] = field(default_factory=list)
 
 
 def get_resources(request: Request) -> Resources:

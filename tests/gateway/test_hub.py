@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
-from services.gateway.hub import Event, Hub
+from services.gateway.hub import Client, Event, Hub
 
 
-def _drain(queue: asyncio.Queue[Event | None]) -> list[Event | None]:
-    items: list[Event | None] = []
-    while not queue.empty():
-        items.append(queue.get_nowait())
-    return items
+def _drain(client: Client) -> list[Event | None]:
+    return client.pending()
 
 
 async def test_ids_are_epoch_and_sequence() -> None:
@@ -30,8 +26,8 @@ async def test_every_client_gets_every_event_in_order() -> None:
     a, _ = hub.subscribe(None)
     b, _ = hub.subscribe(None)
     sent = [hub.publish("e", str(i)) for i in range(3)]
-    assert _drain(a.queue) == sent
-    assert _drain(b.queue) == sent
+    assert _drain(a) == sent
+    assert _drain(b) == sent
 
 
 async def test_resume_returns_exactly_the_missed_events() -> None:
@@ -40,7 +36,7 @@ async def test_resume_returns_exactly_the_missed_events() -> None:
     assert sent[1].id is not None
     client, backlog = hub.subscribe(sent[1].id)
     assert backlog == sent[2:]
-    assert _drain(client.queue) == []
+    assert _drain(client) == []
     up_to_date, nothing = hub.subscribe(sent[-1].id)
     assert nothing == []
     assert hub.client_count == 2
@@ -82,13 +78,13 @@ async def test_a_full_queue_drops_that_client_only() -> None:
     fast, _ = hub.subscribe(None)
     for i in range(2):
         hub.publish("e", str(i))
-    assert len(_drain(fast.queue)) == 2
+    assert len(_drain(fast)) == 2
     hub.publish("e", "overflow")
-    assert slow.dropped.is_set()
+    assert slow.dropped
     assert "queue full" in (slow.drop_reason or "")
-    assert _drain(slow.queue) == [None]  # queued events freed, end-of-stream marker left
-    assert not fast.dropped.is_set()
-    assert [e.data for e in _drain(fast.queue) if e] == ["overflow"]
+    assert _drain(slow) == [None]  # queued events freed, end-of-stream marker left
+    assert not fast.dropped
+    assert [e.data for e in _drain(fast) if e] == ["overflow"]
     assert hub.client_count == 1
     assert hub.stats.dropped_clients == 1
 
@@ -99,7 +95,7 @@ async def test_reset_all_is_a_buffered_event_with_an_id() -> None:
     client, _ = hub.subscribe(None)
     reset = hub.reset_all("broker reconnected")
     assert reset.event == "reset" and reset.id is not None
-    assert _drain(client.queue) == [reset]
+    assert _drain(client) == [reset]
     # A client that was away during the reset still sees it when it resumes.
     assert before.id is not None
     assert hub.subscribe(before.id)[1] == [reset]
@@ -113,4 +109,27 @@ async def test_unsubscribe_and_close() -> None:
     assert hub.client_count == 1
     hub.close()
     assert hub.client_count == 0
-    assert b.dropped.is_set() and _drain(b.queue) == [None]
+    assert b.dropped and _drain(b) == [None]
+
+
+async def test_heartbeats_reach_every_client_without_id_or_replay() -> None:
+    hub = Hub(replay_size=10, client_queue_size=1)
+    a, _ = hub.subscribe(None)
+    b, _ = hub.subscribe(None)
+    hub.heartbeat()
+    beats = _drain(a) + _drain(b)
+    assert [beat.event for beat in beats if beat] == ["heartbeat", "heartbeat"]
+    assert all(beat and beat.id is None and b"event: heartbeat" in beat.wire for beat in beats)
+    assert hub.head_id == f"{hub.epoch}-0"  # not an event of the stream: no id, no replay
+    hub.heartbeat()
+    _drain(b)
+    hub.heartbeat()  # a's queue (size 1) is full: dropped like for any event
+    assert a.dropped and hub.client_count == 1
+
+
+async def test_a_client_subscribing_after_close_ends_at_once() -> None:
+    hub = Hub(replay_size=10, client_queue_size=10)
+    hub.close()
+    client, _ = hub.subscribe(None)
+    assert client.dropped and await client.next() is None
+    assert hub.client_count == 0

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query
 
 from services.gateway.deps import HubDep, Settings, require_token
-from services.gateway.stream import ClientStreamResponse, client_events, heartbeat_factory
+from services.gateway.stream import ClientStreamResponse, client_events
 
 router = APIRouter(prefix="/api", tags=["events"], dependencies=[Depends(require_token)])
 
@@ -32,7 +31,6 @@ async def stream_events(
         client,
         client_events(hub, client, backlog, last_event_id),
         drop_grace_s=settings.client_drop_grace_s,
-        ping=settings.heartbeat_interval_s,
-        ping_message_factory=functools.partial(heartbeat_factory, hub),
-        send_timeout=settings.sse_send_timeout_s,
+        # 0 / unset = off: the hub's drop + cut handle stuck clients (docs/GATEWAY.md).
+        send_timeout=settings.sse_send_timeout_s or None,
     )
