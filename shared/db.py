@@ -80,8 +80,17 @@ async def migrate(dsn: str) -> list[int]:
         await conn.close()
 
 
+async def _keep_session(_: asyncpg.Connection) -> None:
+    """Skip asyncpg's RESET ALL / UNLISTEN * round trip on every release.
+
+    The services keep no session state on pooled connections (only SET LOCAL and
+    transaction-level advisory locks; LISTEN has its own connection), and asyncpg
+    still rolls back any open transaction before a connection goes back.
+    """
+
+
 async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_keep_session)
     assert pool is not None  # create_pool only returns None when not awaited
     return pool
 
