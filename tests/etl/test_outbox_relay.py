@@ -11,10 +11,11 @@ import asyncpg
 
 from services.etl.outbox import RELAY_LOCK_KEY, OutboxRelay, RelayConfig, update_lag_metric
 from shared.bus import Bus, Delivery
-from shared.contracts import ExtractedData, RoutingKey, Stage2Complete, Stage2Failed, encode
+from shared.contracts import RoutingKey, Stage2Complete, Stage2Failed, encode
 from shared.db import create_pool
 from shared.settings import EtlSettings
 from tests.etl.conftest import EventLog, ingest, running_etl, wait_until
+from tests.support.messages import stage2_complete
 from tests.support.tcp_proxy import TcpProxy
 
 FAST_RELAY = RelayConfig(batch_size=25, poll_interval_s=0.05, retry_max_s=0.3)
@@ -64,18 +65,7 @@ async def insert_mixed_events(pool: asyncpg.Pool, kinds: list[tuple[int, Routing
         if key is RoutingKey.STAGE2_FAILED:
             event = Stage2Failed(execution_id=execution_id, error="e", retry_count=1, timestamp=now)
         else:
-            event = Stage2Complete(
-                execution_id=execution_id,
-                processing_time_ms=1.0,
-                extracted_data=ExtractedData(
-                    has_smoke=True,
-                    alert_level="high",
-                    detection_count=1,
-                    has_image=False,
-                    telegram_sent=False,
-                ),
-                timestamp=now,
-            )
+            event = stage2_complete(execution_id)
         rows.append((key.value, execution_id, encode(event).decode()))
     await pool.executemany(
         "INSERT INTO outbox (routing_key, execution_id, payload) VALUES ($1, $2, $3)", rows
