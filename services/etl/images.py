@@ -7,9 +7,11 @@ the gateway serves them from its own IMAGE_DIR.
 from __future__ import annotations
 
 import binascii
+import contextlib
 import io
 import os
-import tempfile
+import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,8 @@ FORMATS: dict[str, tuple[str, str]] = {
     "WEBP": ("image/webp", "webp"),
 }
 THUMBNAIL_QUALITY = 80
+# Modes the thumbnail is resized and encoded in without a conversion first.
+THUMBNAIL_MODES = ("RGB", "YCbCr")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +125,11 @@ def decode_for_thumbnail(image: Image.Image, max_px: int) -> Image.Image:
     while decoding: it still reads and entropy-decodes the whole scan (so
     truncation is caught exactly as by a full-size decode) but skips most of
     the inverse DCT and leaves the resize little to do. PNG and WebP ignore
-    `draft` and decode at full size.
+    `draft` and decode at full size. A colour JPEG stays in YCbCr: the
+    thumbnail is resized and re-encoded in it, so neither the decode nor the
+    encode converts colours (grey and CMYK JPEGs keep their own mode).
     """
-    image.draft("RGB", fit_within(image.size, max_px))
+    image.draft("YCbCr", fit_within(image.size, max_px))
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as exc:
@@ -132,26 +138,49 @@ def decode_for_thumbnail(image: Image.Image, max_px: int) -> Image.Image:
 
 
 def make_thumbnail(image: Image.Image, max_px: int) -> bytes:
-    """JPEG thumbnail of a decoded image (RGB images are not copied by a no-op convert)."""
-    thumbnail = image if image.mode == "RGB" else image.convert("RGB")
-    # Bilinear: after a draft decode the remaining downscale is under 2x, where
-    # Pillow's (antialiased) bilinear filter looks like Lanczos at ~1/3 less CPU.
-    thumbnail.thumbnail((max_px, max_px), Image.Resampling.BILINEAR)
+    """JPEG thumbnail of a decoded image (RGB and YCbCr images are encoded as they are)."""
+    thumbnail = image if image.mode in THUMBNAIL_MODES else image.convert("RGB")
+    # Box (area averaging): after a draft decode the remaining downscale is
+    # under 2x, where it is within a few percent of Lanczos (mean pixel error)
+    # at ~30 % less CPU than bilinear.
+    thumbnail.thumbnail((max_px, max_px), Image.Resampling.BOX)
     out = io.BytesIO()
     thumbnail.save(out, format="JPEG", quality=THUMBNAIL_QUALITY)
     return out.getvalue()
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+# Temporary names are unique per process and thread, so no two writers share
+# one (the token tells hosts sharing the directory apart).
+_TEMP_TOKEN = uuid.uuid4().hex[:8]
+# Directories this process has created or found: a write skips the mkdir.
+_known_directories: set[str] = set()
+
+
+def write_atomically(path: Path | str, data: bytes) -> None:
     """Readers never see a half-written file; a retry simply overwrites it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    directory, name = os.path.split(os.fspath(path))
+    if directory not in _known_directories:
+        os.makedirs(directory, exist_ok=True)
+        _known_directories.add(directory)
+    tmp_name = os.path.join(
+        directory, f".{name}.{_TEMP_TOKEN}-{os.getpid()}-{threading.get_ident()}.tmp"
+    )
     try:
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(data)
+        fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    except FileNotFoundError:  # the directory was removed since: make it again
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         os.replace(tmp_name, path)
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
         raise
 
 
@@ -179,6 +208,7 @@ def save_execution_image(
     thumbnail = make_thumbnail(
         decode_for_thumbnail(image, limits.thumbnail_px), limits.thumbnail_px
     )
-    write_atomically(image_dir / image_path, data)
-    write_atomically(image_dir / thumbnail_path, thumbnail)
+    root = os.fspath(image_dir)
+    write_atomically(os.path.join(root, image_path), data)
+    write_atomically(os.path.join(root, thumbnail_path), thumbnail)
     return StoredImage(image_path, thumbnail_path, width, height)
