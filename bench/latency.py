@@ -9,8 +9,8 @@ everything is the real system, each service its own process: the ETL
 process's outbox relay (woken by the NOTIFY) publishes `stage2.complete` with
 publisher confirms to RabbitMQ, the gateway consumes and fans out over SSE,
 and an SSE client in a separate process (bench/sse_recorder.py) stamps the
-arrival. Latency = arrival - Stage2Complete.timestamp (clock_timestamp() taken
-inside the completing transaction, just before its commit). The poller runs
+arrival. Latency = arrival - Stage2Complete.timestamp (the completing worker's
+clock, taken just before it sends the completing statement). The poller runs
 too, publishing `executions.new` batches for the same completions, as in
 production. Only Stage 2's image work is skipped — its cost is measured by
 the stage2 benchmark; here it would only cap the rate we can drive.

@@ -10,8 +10,8 @@ client (separate process) records when each execution first arrives, by
 `etl:stage2:complete` or inside an `execution:batch`.
 Old: bench/baseline_old_polling.py, run against the same database at the same
 time, once with the original 3 s interval and once at 1 s (our poller's).
-Latency for both = arrival (or broadcast) - executions.extracted_at (the Stage 2
-commit's clock_timestamp(), equal to Stage2Complete.timestamp). Missed = never
+Latency for both = arrival (or broadcast) - executions.extracted_at (written by
+the Stage 2 completion, equal to Stage2Complete.timestamp). Missed = never
 delivered by the end of a drain period after the last completion.
 """
 

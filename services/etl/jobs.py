@@ -9,7 +9,7 @@ worker that lost its lease can never complete a job another worker now holds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -153,19 +153,6 @@ async def _owns(conn: Connection, execution_id: int, worker_id: str) -> bool:
     return bool(owned)
 
 
-async def _owned_at(conn: Connection, execution_id: int, worker_id: str) -> datetime | None:
-    """Lock the job if this worker still owns it; the transaction time, or None if not."""
-    value = await conn.fetchval(
-        """SELECT clock_timestamp() FROM stage2_jobs
-           WHERE execution_id = $1 AND status = 'processing' AND locked_by = $2
-           FOR UPDATE""",
-        execution_id,
-        worker_id,
-    )
-    assert value is None or isinstance(value, datetime)
-    return value
-
-
 async def _transaction_time(conn: Connection) -> datetime:
     value = await conn.fetchval("SELECT clock_timestamp()")
     assert isinstance(value, datetime)
@@ -193,8 +180,37 @@ async def _insert_event(
     )
 
 
+# One statement: atomic without an explicit transaction, and one round trip
+# (BEGIN, an ownership check, the writes and COMMIT were five: each costs the
+# worker's event loop, which is what bounds a worker process's throughput).
+# The job update is the ownership check: under READ COMMITTED it waits for a
+# concurrent writer and re-checks its WHERE, so a job whose lease expired and
+# was requeued (or taken by another worker) matches no row, and then neither
+# the execution nor the outbox is touched.
+COMPLETE_JOB_SQL = """
+WITH job AS (
+    UPDATE stage2_jobs
+    SET status = 'completed', locked_by = NULL, locked_until = NULL,
+        last_error = NULL, updated_at = $10
+    WHERE execution_id = $1 AND status = 'processing' AND locked_by = $12
+    RETURNING execution_id
+), execution AS (
+    UPDATE executions e
+    SET processing_stage = 'stage2', has_smoke = $2, has_fire = $3,
+        alert_level = $4, detection_count = $5, confidence = $6,
+        image_path = $7, thumbnail_path = $8, telegram_sent = $9,
+        extracted_at = $10, stage2_error = NULL, retry_count = $11
+    FROM job WHERE e.id = job.execution_id
+), event AS (
+    INSERT INTO outbox (routing_key, execution_id, payload)
+    SELECT $13, execution_id, $14 FROM job
+)
+SELECT job.execution_id FROM job, pg_notify($15, '')
+"""
+
+
 async def complete_job(
-    conn: Connection,
+    conn: Executor,
     job: ClaimedJob,
     worker_id: str,
     result: Stage2Result,
@@ -203,53 +219,42 @@ async def complete_job(
     """Mark execution + job completed and queue stage2.complete, atomically.
 
     Returns None (and changes nothing) when this worker no longer owns the job.
+    The event's timestamp (= the execution's extracted_at) is this worker's
+    clock just before the statement is sent.
     """
-    async with conn.transaction():
-        # Ownership check, row lock and timestamp in one round trip; one statement
-        # updates execution and job: each round trip is event-loop time per job.
-        now = await _owned_at(conn, job.execution_id, worker_id)
-        if now is None:
-            return None
-        image = result.image
-        await conn.execute(
-            """WITH execution AS (
-                   UPDATE executions
-                   SET processing_stage = 'stage2', has_smoke = $2, has_fire = $3,
-                       alert_level = $4, detection_count = $5, confidence = $6,
-                       image_path = $7, thumbnail_path = $8, telegram_sent = $9,
-                       extracted_at = $10, stage2_error = NULL, retry_count = $11
-                   WHERE id = $1
-               )
-               UPDATE stage2_jobs
-               SET status = 'completed', locked_by = NULL, locked_until = NULL,
-                   last_error = NULL, updated_at = $10
-               WHERE execution_id = $1""",
-            job.execution_id,
-            result.has_smoke,
-            result.has_fire,
-            result.alert_level,
-            result.detection_count,
-            result.confidence,
-            image.image_path if image else None,
-            image.thumbnail_path if image else None,
-            result.telegram_sent,
-            now,
-            job.attempts - 1,  # every earlier attempt failed
-        )
-        event = Stage2Complete(
-            execution_id=job.execution_id,
-            processing_time_ms=round(processing_time_ms, 3),
-            extracted_data=ExtractedData(
-                has_smoke=result.has_smoke,
-                alert_level=result.alert_level,
-                detection_count=result.detection_count,
-                has_image=image is not None,
-                telegram_sent=result.telegram_sent,
-            ),
-            timestamp=now,
-        )
-        await _insert_event(conn, job.execution_id, event)
-        return event
+    now = datetime.now(UTC)
+    image = result.image
+    event = Stage2Complete(
+        execution_id=job.execution_id,
+        processing_time_ms=round(processing_time_ms, 3),
+        extracted_data=ExtractedData(
+            has_smoke=result.has_smoke,
+            alert_level=result.alert_level,
+            detection_count=result.detection_count,
+            has_image=image is not None,
+            telegram_sent=result.telegram_sent,
+        ),
+        timestamp=now,
+    )
+    completed = await conn.fetchval(
+        COMPLETE_JOB_SQL,
+        job.execution_id,
+        result.has_smoke,
+        result.has_fire,
+        result.alert_level,
+        result.detection_count,
+        result.confidence,
+        image.image_path if image else None,
+        image.thumbnail_path if image else None,
+        result.telegram_sent,
+        now,
+        job.attempts - 1,  # every earlier attempt failed
+        worker_id,
+        RoutingKey.STAGE2_COMPLETE.value,
+        encode(event).decode(),
+        OUTBOX_CHANNEL,
+    )
+    return None if completed is None else event
 
 
 async def record_failure(

@@ -162,8 +162,7 @@ class Stage2Worker:
 
     async def _complete(self, job: ClaimedJob, result: Stage2Result, started: float) -> None:
         elapsed = time.monotonic() - started
-        async with self.pool.acquire() as conn:
-            event = await jobs.complete_job(conn, job, self.worker_id, result, elapsed * 1000)
+        event = await jobs.complete_job(self.pool, job, self.worker_id, result, elapsed * 1000)
         context = {"execution_id": job.execution_id, "attempt": job.attempts}
         if event is None:
             log.warning("stage2: lease lost before completion; result discarded", extra=context)

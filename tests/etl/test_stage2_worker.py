@@ -62,7 +62,7 @@ async def test_valid_execution_completes_with_the_exact_event(
             has_image=True,
             telegram_sent=True,
         ),
-        timestamp=row["extracted_at"],  # the Stage 2 transaction time
+        timestamp=row["extracted_at"],  # the completing worker's clock, stored with it
     )
     assert event.processing_time_ms > 0
     job = await db_pool.fetchrow("SELECT * FROM stage2_jobs WHERE execution_id = 1")
@@ -242,10 +242,42 @@ async def test_a_worker_that_lost_its_lease_cannot_finish_the_job(
     result = jobs.Stage2Result(True, False, "low", 1, 0.4, False, None)
     async with db_pool.acquire() as conn:
         assert await jobs.complete_job(conn, slow, "slow", result, 1.0) is None
+        # ...and changed nothing: no execution result, no stage2.complete event.
+        assert await conn.fetchval("SELECT extracted_at FROM executions") is None
+        assert (
+            await conn.fetchval("SELECT count(*) FROM outbox WHERE routing_key = 'stage2.complete'")
+            == 0
+        )
         assert await jobs.fail_job(conn, slow, "slow", "x", permanent=True, policy=policy) is None
         assert await jobs.renew_leases(conn, "slow", [30], 30) == set()
         assert await jobs.complete_job(conn, fresh, "fresh", result, 1.0) is not None
     assert await db_pool.fetchval("SELECT processing_stage FROM executions") == "stage2"
+
+
+async def test_a_completion_racing_a_lease_expiry_loses_cleanly(
+    db_pool: asyncpg.Pool,
+) -> None:
+    """The completion waits on the expiry's row lock, re-checks ownership, and does nothing."""
+    await ingest(db_pool, 31)
+    policy = RetryPolicy(3, 0.0, 0.0)
+    (job,) = await jobs.claim_jobs(db_pool, "late", 1, lease_s=0.01)
+    await asyncio.sleep(0.05)
+    result = jobs.Stage2Result(True, False, "low", 1, 0.4, False, None)
+    async with db_pool.acquire() as expiring, expiring.transaction():
+        # The expiry holds the job's row lock until it commits...
+        await expiring.execute("SELECT 1 FROM stage2_jobs WHERE execution_id = 31 FOR UPDATE")
+        completion = asyncio.create_task(jobs.complete_job(db_pool, job, "late", result, 1.0))
+        await asyncio.sleep(0.2)
+        assert not completion.done()  # ...so the completion waits for it
+        assert len(await jobs.expire_leases(expiring, policy)) == 1
+    assert await completion is None
+    row = await db_pool.fetchrow(
+        "SELECT status, locked_by FROM stage2_jobs WHERE execution_id = 31"
+    )
+    assert row is not None and (row["status"], row["locked_by"]) == ("pending", None)
+    assert await db_pool.fetchval("SELECT extracted_at FROM executions") is None
+    keys = await db_pool.fetch("SELECT routing_key FROM outbox ORDER BY id")
+    assert [r["routing_key"] for r in keys] == ["stage2.failed"]
 
 
 async def test_shutdown_releases_jobs_that_do_not_finish_within_the_grace_period(
