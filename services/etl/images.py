@@ -12,9 +12,12 @@ import io
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
+import pybase64
 from PIL import Image, UnidentifiedImageError
 
 from services.etl.errors import InvalidImage
@@ -60,13 +63,16 @@ def decode_base64(data: str, max_bytes: int) -> bytes:
         )
     try:
         # The usual case is one line: decode it without copying the text first.
-        return binascii.a2b_base64(text, strict_mode=True)
+        # pybase64 (SIMD) is ~40x faster than binascii, which holds the GIL
+        # for the whole ~0.3 ms a 100 KB image takes (the worker's image
+        # threads share that GIL with its event loop).
+        return pybase64.b64decode(text, validate=True)
     except binascii.Error as exc:
         error = exc
     compact = "".join(text.split())  # tolerate MIME-style line breaks
     if compact != text:
         try:
-            return binascii.a2b_base64(compact, strict_mode=True)
+            return pybase64.b64decode(compact, validate=True)
         except binascii.Error as exc:
             error = exc
     raise InvalidImage(f"image.data_base64 is not valid base64: {error}") from None
@@ -137,15 +143,26 @@ def decode_for_thumbnail(image: Image.Image, max_px: int) -> Image.Image:
     return image
 
 
-def make_thumbnail(image: Image.Image, max_px: int) -> bytes:
-    """JPEG thumbnail of a decoded image (RGB and YCbCr images are encoded as they are)."""
+def thumbnail_of(image: Image.Image, max_px: int) -> Image.Image:
+    """The decoded image scaled to fit max_px (RGB and YCbCr images keep their mode)."""
     thumbnail = image if image.mode in THUMBNAIL_MODES else image.convert("RGB")
     # Box (area averaging): after a draft decode the remaining downscale is
     # under 2x, where it is within a few percent of Lanczos (mean pixel error)
     # at ~30 % less CPU than bilinear.
     thumbnail.thumbnail((max_px, max_px), Image.Resampling.BOX)
-    out = io.BytesIO()
+    return thumbnail
+
+
+def save_thumbnail(thumbnail: Image.Image, out: BinaryIO) -> None:
+    """Encode as JPEG. Given a real file, Pillow encodes straight to its descriptor
+    with the GIL released (into a BytesIO it holds the GIL throughout)."""
     thumbnail.save(out, format="JPEG", quality=THUMBNAIL_QUALITY)
+
+
+def make_thumbnail(image: Image.Image, max_px: int) -> bytes:
+    """JPEG thumbnail of a decoded image, in memory."""
+    out = io.BytesIO()
+    save_thumbnail(thumbnail_of(image, max_px), out)
     return out.getvalue()
 
 
@@ -156,8 +173,9 @@ _TEMP_TOKEN = uuid.uuid4().hex[:8]
 _known_directories: set[str] = set()
 
 
-def write_atomically(path: Path | str, data: bytes) -> None:
-    """Readers never see a half-written file; a retry simply overwrites it."""
+def write_atomically(path: Path | str, content: bytes | Callable[[BinaryIO], None]) -> None:
+    """Write bytes, or whatever `content(file)` writes; readers never see a
+    half-written file, and a retry simply overwrites it."""
     directory, name = os.path.split(os.fspath(path))
     if directory not in _known_directories:
         os.makedirs(directory, exist_ok=True)
@@ -171,12 +189,11 @@ def write_atomically(path: Path | str, data: bytes) -> None:
         os.makedirs(directory, exist_ok=True)
         fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+        with open(fd, "wb") as file:
+            if isinstance(content, bytes):
+                file.write(content)
+            else:
+                content(file)
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -205,10 +222,8 @@ def save_execution_image(
     width, height = image.size  # before the draft decode shrinks it
     image_path, thumbnail_path = relative_paths(execution_id, FORMATS[image.format][1])
     # The original is stored as received; decoding it for the thumbnail verifies it.
-    thumbnail = make_thumbnail(
-        decode_for_thumbnail(image, limits.thumbnail_px), limits.thumbnail_px
-    )
+    thumbnail = thumbnail_of(decode_for_thumbnail(image, limits.thumbnail_px), limits.thumbnail_px)
     root = os.fspath(image_dir)
     write_atomically(os.path.join(root, image_path), data)
-    write_atomically(os.path.join(root, thumbnail_path), thumbnail)
+    write_atomically(os.path.join(root, thumbnail_path), lambda out: save_thumbnail(thumbnail, out))
     return StoredImage(image_path, thumbnail_path, width, height)
