@@ -24,6 +24,9 @@ from shared.settings import EtlSettings
 
 log = logging.getLogger(__name__)
 
+# How long a busy worker waits for more free slots before claiming what it has.
+CLAIM_GATHER_S = 0.01
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
@@ -70,6 +73,9 @@ class Stage2Worker:
         self.completed = 0
         self.failed = 0
         self._active: dict[int, asyncio.Task[None]] = {}
+        # While jobs run, claim again once this many slots are free (or after
+        # CLAIM_GATHER_S); an idle worker claims at once, so a lone job never waits.
+        self.claim_batch = max(1, config.concurrency // 2)
         self._slot_freed = asyncio.Event()
 
     # -- main loop ---------------------------------------------------------
@@ -79,6 +85,7 @@ class Stage2Worker:
         renewer = asyncio.create_task(self._renew_leases(stop))
         next_sweep = 0.0
         error_backoff = 0.1
+        gather_until: float | None = None
         try:
             while not stop.is_set():
                 self.wake.clear()
@@ -93,6 +100,17 @@ class Stage2Worker:
                             stop, self._slot_freed, max_wait_s=self.config.poll_interval_s
                         )
                         continue
+                    if self._active and free < self.claim_batch:
+                        # Busy: let a few more slots free up (briefly: a slow job
+                        # must not hold back others) and claim them in one round
+                        # trip, not one per finished job; each is event-loop time.
+                        now = loop.time()
+                        if gather_until is None:
+                            gather_until = now + CLAIM_GATHER_S
+                        if now < gather_until:
+                            await wait_any(stop, self._slot_freed, max_wait_s=gather_until - now)
+                            continue
+                    gather_until = None
                     claimed = await jobs.claim_jobs(
                         self.pool, self.worker_id, free, self.config.lease_s
                     )

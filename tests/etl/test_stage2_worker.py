@@ -280,6 +280,31 @@ async def test_a_completion_racing_a_lease_expiry_loses_cleanly(
     assert [r["routing_key"] for r in keys] == ["stage2.failed"]
 
 
+async def test_slow_jobs_filling_most_slots_do_not_hold_back_the_next_job(
+    db_pool: asyncpg.Pool, etl_settings: EtlSettings, events: EventLog
+) -> None:
+    """A busy worker gathers free slots to claim several jobs at once, but only briefly."""
+    # Four slots, claimed two at a time; at the end the slow jobs are released.
+    settings = etl_settings.model_copy(update={"etl_concurrency": 4, "etl_shutdown_grace_s": 0.1})
+    for execution_id in (50, 51, 52):  # three of the four slots, for a minute
+        await ingest(db_pool, execution_id, with_image=False, stage2_delay_ms=60_000)
+    async with running_etl(settings) as service:
+        await wait_until(
+            lambda: db_pool.fetchval(
+                "SELECT count(*) = 3 FROM stage2_jobs WHERE status = 'processing'"
+            ),
+            "the three slow jobs to be claimed",
+            alive=[service],
+        )
+        # One slot is free, fewer than a claim batch: the job is claimed anyway.
+        await ingest(db_pool, 53, with_image=False)
+        await events.wait_completed([53], alive=[service])
+        assert (
+            await db_pool.fetchval("SELECT count(*) FROM stage2_jobs WHERE status = 'processing'")
+            == 3
+        )
+
+
 async def test_shutdown_releases_jobs_that_do_not_finish_within_the_grace_period(
     db_pool: asyncpg.Pool, etl_settings: EtlSettings
 ) -> None:
