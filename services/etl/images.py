@@ -30,8 +30,19 @@ FORMATS: dict[str, tuple[str, str]] = {
     "WEBP": ("image/webp", "webp"),
 }
 THUMBNAIL_QUALITY = 80
+# Pillow frees each image's memory block at once by default: every image then
+# costs fresh mmap'd pages (page faults, zeroing). Keeping a few freed blocks
+# for reuse (Pillow's PILLOW_BLOCKS_MAX) cut the kernel time per image by more than
+# half (0.76 -> 0.31 ms single-threaded, 100 KB JPEG).
+REUSED_IMAGE_BLOCKS = 8
 # Modes the thumbnail is resized and encoded in without a conversion first.
 THUMBNAIL_MODES = ("RGB", "YCbCr")
+
+
+def reuse_image_memory(blocks: int = REUSED_IMAGE_BLOCKS) -> None:
+    """Let Pillow keep freed image blocks for the next image (process-wide)."""
+    # The runtime form of PILLOW_BLOCKS_MAX (Pillow's block allocator docs).
+    Image.core.set_blocks_max(blocks)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)

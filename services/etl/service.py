@@ -7,6 +7,7 @@ import contextlib
 import logging
 
 from services.etl.errors import DB_ERRORS
+from services.etl.images import reuse_image_memory
 from services.etl.jobs import OUTBOX_CHANNEL
 from services.etl.listener import NotifyListener
 from services.etl.outbox import OutboxRelay, RelayConfig
@@ -46,6 +47,7 @@ async def run_etl_service(settings: EtlSettings, stop: asyncio.Event) -> None:
     if not await migrate_when_reachable(settings.database_url, stop=stop):
         return
     pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+    reuse_image_memory()
     bus = Bus(settings.amqp_url, settings.exchange_name)
     worker = Stage2Worker(pool, WorkerConfig.from_settings(settings))
     relay = OutboxRelay(pool, bus, relay_config(settings))
