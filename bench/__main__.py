@@ -38,7 +38,9 @@ FULL: dict[str, Runner] = {
 }
 QUICK: dict[str, Runner] = {
     "poller": lambda: poller_cycle.run(sizes=(2_000,), cycles=3, batch=5),
-    "stage2": lambda: stage2_throughput.run(count=20, process_counts=(1,), profile=False),
+    "stage2": lambda: stage2_throughput.run(
+        count=20, process_counts=(1,), repeats=1, profile=False
+    ),
     "latency": lambda: latency.run(rates=(20,), duration_s=1.0, profile=False),
     "versus_old": lambda: versus_old.run(
         count=15, rate=10, max_delay_ms=400, baseline_intervals=(1.0,), drain_s=2.5

@@ -203,7 +203,8 @@ def render(document: dict[str, Any]) -> list[str]:
                 "executions",
                 "failed",
                 "executions/s",
-                "per process",
+                "per process (median run)",
+                f"per process, all {r.get('repeats', 1)} runs",
                 "CPU % per process",
                 "wall s incl. start-up",
             ],
@@ -214,12 +215,23 @@ def render(document: dict[str, Any]) -> list[str]:
                     x["failed"],
                     x["executions_per_s"],
                     x["per_process_per_s"],
+                    " / ".join(str(v) for v in x.get("per_process_per_s_all_runs", [])),
                     _cpu(x["cpu_pct"]),
                     x["wall_s_including_startup"],
                 ]
                 for x in r["runs"]
             ],
         )
+        profiled = r.get("profile_run")
+        if profiled and profiled.get("profile", {}).get("top_self"):
+            top = ", ".join(
+                f"{f['frame']} {f['pct']} %" for f in profiled["profile"]["top_self"][:5]
+            )
+            out += [
+                f"Profiled run (py-spy, one process, not counted: "
+                f"{profiled['per_process_per_s']}/s under sampling): top self frames {top}.",
+                "",
+            ]
     if "poller" in b:
         e = b["poller"]
         r = e["result"]

@@ -8,6 +8,11 @@ their default settings: claim with SKIP LOCKED, parse, decode + verify the
 image, write it and a thumbnail to disk, commit the results with the outbox
 event (relayed to RabbitMQ by the same process). Throughput = completions /
 (last extracted_at - first extracted_at), which leaves process start-up out.
+
+A run is a few seconds of work on a shared machine, so the one-process case
+is run `repeats` times and its median is the figure (every run is listed).
+The py-spy profile comes from one more run of its own, not counted: sampling
+costs the worker a few percent.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import contextlib
 import copy
 import json
 import shutil
+import statistics
 import tempfile
 import time
 from typing import Any
@@ -115,8 +121,24 @@ async def one_run(raws: list[str], processes: int, profile: bool) -> dict[str, A
 
 
 async def run(
-    count: int = 600, process_counts: tuple[int, ...] = (1, 2), profile: bool = True
+    count: int = 2000,
+    process_counts: tuple[int, ...] = (1, 2),
+    repeats: int = 3,
+    profile: bool = True,
 ) -> dict[str, Any]:
     raws, jpeg_bytes = raw_executions(count)
-    runs = [await one_run(raws, n, profile=profile and n == 1) for n in process_counts]
-    return {"mean_jpeg_bytes": jpeg_bytes, "runs": runs}
+    runs = []
+    for processes in process_counts:
+        tries = [await one_run(raws, processes, profile=False) for _ in range(repeats)]
+        rates = [t["per_process_per_s"] or 0.0 for t in tries]
+        median = statistics.median(rates)
+        # The run whose rate is the median stands for the case; all are listed.
+        chosen = min(tries, key=lambda t: abs((t["per_process_per_s"] or 0.0) - median))
+        runs.append({**chosen, "per_process_per_s_all_runs": rates})
+    profiled = await one_run(raws, 1, profile=True) if profile else None
+    return {
+        "mean_jpeg_bytes": jpeg_bytes,
+        "repeats": repeats,
+        "runs": runs,
+        "profile_run": profiled,
+    }
