@@ -38,7 +38,7 @@ class CommonSettings(BaseSettings):
 
 class EtlSettings(CommonSettings):
     image_dir: Path = Path("data/images")
-    etl_concurrency: int = Field(default=6, ge=1, le=256)
+    etl_concurrency: int = Field(default=16, ge=1, le=256)
     etl_max_attempts: int = Field(default=3, ge=1)
     etl_retry_base_s: float = Field(default=1.0, gt=0)
     etl_retry_max_s: float = Field(default=60.0, gt=0)
