@@ -40,7 +40,10 @@ THUMBNAIL_MODES = ("RGB", "YCbCr")
 
 
 def reuse_image_memory(blocks: int = REUSED_IMAGE_BLOCKS) -> None:
-    """Let Pillow keep freed image blocks for the next image (process-wide)."""
+    """Let Pillow keep freed image blocks for the next image (process-wide),
+    unless PILLOW_BLOCKS_MAX is set: then Pillow has applied it already."""
+    if "PILLOW_BLOCKS_MAX" in os.environ:
+        return
     # The runtime form of PILLOW_BLOCKS_MAX (Pillow's block allocator docs).
     Image.core.set_blocks_max(blocks)  # type: ignore[attr-defined]
 

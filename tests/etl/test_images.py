@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,13 @@ from PIL import Image
 
 from services.etl.errors import InvalidImage
 from services.etl.generator import make_raw_execution
-from services.etl.images import ImageLimits, fit_within, save_execution_image
+from services.etl.images import (
+    REUSED_IMAGE_BLOCKS,
+    ImageLimits,
+    fit_within,
+    reuse_image_memory,
+    save_execution_image,
+)
 from services.etl.raw_format import RawImage
 from services.etl.scenes import render_picture
 
@@ -123,3 +130,23 @@ def test_base64_with_line_breaks_is_accepted(tmp_path: Path) -> None:
     wrapped = RawImage(mime_type="image/jpeg", data_base64=base64.encodebytes(jpeg).decode())
     stored = save_execution_image(wrapped, 9, tmp_path, LIMITS)
     assert (tmp_path / stored.image_path).read_bytes() == jpeg
+
+
+@pytest.fixture
+def pillow_blocks_max() -> Iterator[None]:
+    before = Image.core.get_blocks_max()  # type: ignore[attr-defined]
+    yield
+    Image.core.set_blocks_max(before)  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("pillow_blocks_max")
+def test_pillow_keeps_freed_image_blocks_unless_the_operator_chose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    Image.core.set_blocks_max(0)  # type: ignore[attr-defined]
+    monkeypatch.setenv("PILLOW_BLOCKS_MAX", "0")
+    reuse_image_memory()
+    assert Image.core.get_blocks_max() == 0  # type: ignore[attr-defined]
+    monkeypatch.delenv("PILLOW_BLOCKS_MAX")
+    reuse_image_memory()
+    assert Image.core.get_blocks_max() == REUSED_IMAGE_BLOCKS  # type: ignore[attr-defined]
