@@ -183,6 +183,7 @@ def make_thumbnail(image: Image.Image, max_px: int) -> bytes:
 # Temporary names are unique per process and thread, so no two writers share
 # one (the token tells hosts sharing the directory apart).
 _TEMP_TOKEN = uuid.uuid4().hex[:8]
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 # Directories this process has created or found: a write skips the mkdir.
 _known_directories: set[str] = set()
 
@@ -198,10 +199,10 @@ def write_atomically(path: Path | str, content: bytes | Callable[[BinaryIO], Non
         directory, f".{name}.{_TEMP_TOKEN}-{os.getpid()}-{threading.get_ident()}.tmp"
     )
     try:
-        fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        fd = os.open(tmp_name, _TEMP_FLAGS, 0o644)
     except FileNotFoundError:  # the directory was removed since: make it again
         os.makedirs(directory, exist_ok=True)
-        fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        fd = os.open(tmp_name, _TEMP_FLAGS, 0o644)
     try:
         with open(fd, "wb") as file:
             if isinstance(content, bytes):

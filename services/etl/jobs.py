@@ -153,12 +153,6 @@ async def _owns(conn: Connection, execution_id: int, worker_id: str) -> bool:
     return bool(owned)
 
 
-async def _transaction_time(conn: Connection) -> datetime:
-    value = await conn.fetchval("SELECT clock_timestamp()")
-    assert isinstance(value, datetime)
-    return value
-
-
 async def _insert_event(
     conn: Connection, execution_id: int, event: Stage2Complete | Stage2Failed
 ) -> None:
@@ -306,7 +300,7 @@ async def record_failure(
         execution_id=job.execution_id,
         error=error,
         retry_count=job.attempts,
-        timestamp=await _transaction_time(conn),
+        timestamp=datetime.now(UTC),  # the worker's clock, as for stage2.complete
     )
     await _insert_event(conn, job.execution_id, event)
     return event, final
