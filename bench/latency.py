@@ -3,7 +3,7 @@
 What is measured, exactly: the bench seeds executions (Stage 1 rows; the
 trigger queues their Stage 2 jobs) and claims those jobs itself as a worker
 named `bench-driver`. It then completes them at an exact rate by calling the
-ETL's own `services.etl.jobs.complete_job` — the very transaction a Stage 2
+ETL's own `services.etl.stage2.jobs.complete_job` — the very transaction a Stage 2
 worker commits (execution row + job row + outbox row + NOTIFY). From there
 everything is the real system, each service its own process: the ETL
 process's outbox relay (woken by the NOTIFY) publishes `stage2.complete` with
@@ -32,8 +32,8 @@ from bench.profiling import Profile
 from bench.recorder_client import Recorder
 from bench.services import Gateway, etl_worker, poller
 from bench.stats import summary_ms
-from services.etl import jobs
-from services.etl.jobs import ClaimedJob, Stage2Result
+from services.etl.stage2 import jobs
+from services.etl.stage2.jobs import ClaimedJob, Stage2Result
 from shared.db import create_pool
 
 DRIVER = "bench-driver"

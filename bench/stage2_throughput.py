@@ -33,8 +33,8 @@ from bench.infra import CpuMeter, bench_database, delete_exchange, exchange_name
 from bench.processes import ProcessGroup
 from bench.profiling import Profile
 from bench.services import etl_worker
-from services.etl.generator import make_raw_execution
-from services.etl.ingest import ingest_execution
+from services.demo.generator import make_raw_execution
+from services.etl.stage1.ingest import ingest_execution
 from shared.db import create_pool
 
 IMAGE_BYTES = 100_000

@@ -1,7 +1,7 @@
 """Ours versus the old polling design, on one out-of-order workload, in one run.
 
 Workload: `count` executions ingested at `rate`/s through Stage 1
-(`services.etl.ingest.ingest_execution`), each with a random demo Stage 2
+(`services.etl.stage1.ingest.ingest_execution`), each with a random demo Stage 2
 delay of 0..`max_delay_ms` ms, so Stage 2 completions (real ETL worker
 process, real images) finish out of id order.
 
@@ -37,8 +37,8 @@ from bench.processes import ProcessGroup
 from bench.recorder_client import Recorder
 from bench.services import Gateway, etl_worker, poller
 from bench.stats import summary_ms
-from services.etl.generator import make_raw_execution
-from services.etl.ingest import ingest_execution
+from services.demo.generator import make_raw_execution
+from services.etl.stage1.ingest import ingest_execution
 from shared.db import create_pool
 
 OURS_EVENTS = ("etl:stage2:complete", "execution:batch")

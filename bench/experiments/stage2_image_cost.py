@@ -1,7 +1,7 @@
 """`python -m bench.experiments.stage2_image_cost`: CPU per ~100 KB JPEG in Stage 2's
 image step, as the ETL does it now and with JPEG draft decoding for the thumbnail.
 
-Single thread, no I/O: `load_image` + `make_thumbnail` from services.etl.images
+Single thread, no I/O: `load_image` + `make_thumbnail` from services.etl.stage2.images
 (the current code) versus the same checks with `Image.draft` — libjpeg decodes
 at 1/2, 1/4 or 1/8 scale directly (every entropy-coded byte is still read, so
 truncation is still caught) and the resize has little or nothing left to do.
@@ -19,8 +19,8 @@ from typing import Any
 
 from PIL import Image
 
-from services.etl.generator import make_raw_execution
-from services.etl.images import THUMBNAIL_QUALITY, load_image, make_thumbnail
+from services.demo.generator import make_raw_execution
+from services.etl.stage2.images import THUMBNAIL_QUALITY, load_image, make_thumbnail
 
 OUT = Path(__file__).parents[1] / "results" / "stage2_image_cost.json"
 THUMB_PX = 320

@@ -1,1 +1,1 @@
-"""Stage 1 ingest and the Stage 2 ETL service (workers + outbox relay)."""
+"""The ETL service: `stage1` (input sources), `stage2` (workers), `outbox` (relay + listener)."""

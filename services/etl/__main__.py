@@ -11,9 +11,9 @@ from typing import Any
 
 import uvloop
 
-from services.etl.generator import CAMERAS, GeneratorOptions, run_generator
-from services.etl.ingest import ingest_files
+from services.demo.generator import CAMERAS, GeneratorOptions, run_generator
 from services.etl.service import run_etl_service
+from services.etl.stage1.ingest import ingest_files
 from shared.db import create_pool, migrate_when_reachable
 from shared.lifecycle import serve_metrics, stop_on_signals
 from shared.logs import configure_logging

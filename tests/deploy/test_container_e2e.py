@@ -28,8 +28,8 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from services.etl.generator import make_raw_execution
-from services.etl.ingest import ingest_execution
+from services.demo.generator import make_raw_execution
+from services.etl.stage1.ingest import ingest_execution
 from tests.deploy.deploy_files import (
     REPO_ROOT,
     compose,

@@ -12,9 +12,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.etl.generator import make_raw_execution
-from services.etl.ingest import ingest_execution
+from services.demo.generator import make_raw_execution
 from services.etl.service import run_etl_service
+from services.etl.stage1.ingest import ingest_execution
 from shared.bus import Bus, Delivery
 from shared.contracts import RoutingKey
 from shared.settings import EtlSettings

@@ -12,8 +12,7 @@ import asyncpg
 import pytest
 from PIL import Image
 
-from services.etl.errors import PermanentError
-from services.etl.generator import (
+from services.demo.generator import (
     CAMERAS,
     DEFECTS,
     GeneratorOptions,
@@ -21,9 +20,10 @@ from services.etl.generator import (
     make_raw_execution,
     run_generator,
 )
-from services.etl.images import ImageLimits
-from services.etl.raw_format import parse_execution
-from services.etl.stage2 import Stage2Config, run_stage2
+from services.etl.errors import PermanentError
+from services.etl.stage1.raw_format import parse_execution
+from services.etl.stage2.extraction import Stage2Config, run_stage2
+from services.etl.stage2.images import ImageLimits
 from tests.etl.conftest import wait_until
 from tests.etl.test_ingest import run_cli
 

@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from services.demo.generator import make_raw_execution
+from services.demo.scenes import render_picture
 from services.etl.errors import InvalidImage
-from services.etl.generator import make_raw_execution
-from services.etl.images import (
+from services.etl.stage1.raw_format import RawImage
+from services.etl.stage2.images import (
     REUSED_IMAGE_BLOCKS,
     ImageLimits,
     fit_within,
     reuse_image_memory,
     save_execution_image,
 )
-from services.etl.raw_format import RawImage
-from services.etl.scenes import render_picture
 
 LIMITS = ImageLimits(max_bytes=1_000_000, max_pixels=2_000_000, thumbnail_px=64)
 

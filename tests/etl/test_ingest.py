@@ -9,9 +9,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from services.demo.generator import make_raw_execution
 from services.etl.errors import MalformedExecution
-from services.etl.generator import make_raw_execution
-from services.etl.ingest import ingest_execution
+from services.etl.stage1.ingest import ingest_execution
 from tests.support.processes import REPO_ROOT
 
 

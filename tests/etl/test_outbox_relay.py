@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import aio_pika
 import asyncpg
 
-from services.etl.outbox import RELAY_LOCK_KEY, OutboxRelay, RelayConfig, update_lag_metric
+from services.etl.outbox.relay import RELAY_LOCK_KEY, OutboxRelay, RelayConfig, update_lag_metric
 from shared.bus import Bus, Delivery
 from shared.contracts import RoutingKey, Stage2Complete, Stage2Failed, encode
 from shared.db import create_pool

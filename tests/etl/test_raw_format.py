@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
+from services.demo.generator import CAMERAS, make_raw_execution
 from services.etl.errors import MalformedExecution
-from services.etl.generator import CAMERAS, make_raw_execution
-from services.etl.raw_format import parse_envelope, parse_execution
+from services.etl.stage1.raw_format import parse_envelope, parse_execution
 
 
 def dumps(raw: dict[str, Any]) -> str:

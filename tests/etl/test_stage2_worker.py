@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 from prometheus_client import REGISTRY
 
-from services.etl import jobs
-from services.etl.jobs import RetryPolicy
-from services.etl.worker import Stage2Worker, WorkerConfig
+from services.etl.stage2 import jobs
+from services.etl.stage2.jobs import RetryPolicy
+from services.etl.stage2.worker import Stage2Worker, WorkerConfig
 from shared.contracts import ExtractedData, RoutingKey, Stage2Complete, Stage2Failed
 from shared.db import create_pool
 from shared.settings import EtlSettings

@@ -16,8 +16,8 @@ import asyncpg
 import httpx
 from httpx_sse import aconnect_sse
 
-from services.etl.generator import make_raw_execution
-from services.etl.ingest import ingest_execution
+from services.demo.generator import make_raw_execution
+from services.etl.stage1.ingest import ingest_execution
 from shared.bus import Bus
 from tests.support.net import free_port, wait_http_ready
 from tests.support.processes import ServiceProcess

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from services.etl.generator import make_raw_execution
+from services.demo.generator import make_raw_execution
 
 
 def png_bomb(width: int, height: int) -> bytes:

@@ -21,9 +21,9 @@ import asyncpg
 import httpx
 import pytest
 
+from services.demo.generator import make_raw_execution
 from services.etl.errors import MalformedExecution
-from services.etl.generator import make_raw_execution
-from services.etl.ingest import ingest_execution
+from services.etl.stage1.ingest import ingest_execution
 from shared.bus import Bus
 from shared.contracts import (
     encode,

@@ -31,9 +31,9 @@ from typing import Any
 import asyncpg
 import pytest
 
+from services.demo.generator import DEFECTS, Defect, make_raw_execution
 from services.etl.errors import DB_ERRORS
-from services.etl.generator import DEFECTS, Defect, make_raw_execution
-from services.etl.ingest import ingest_execution
+from services.etl.stage1.ingest import ingest_execution
 from shared.bus import Bus
 from shared.db import create_pool
 from tests.reliability.chaos import Chaos, plan_faults

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import asyncpg
 
-from services.etl.generator import make_raw_execution
-from services.etl.ingest import ingest_execution
+from services.demo.generator import make_raw_execution
+from services.etl.stage1.ingest import ingest_execution
 from shared.bus import Bus
 from tests.reliability.pipeline import fast_amqp_url, pipeline_env, start_pipeline
 from tests.reliability.sse_recorder import SseRecorder

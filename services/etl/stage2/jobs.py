@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from services.etl.images import StoredImage
+from services.etl import queries
+from services.etl.stage2.images import StoredImage
 from shared.contracts import (
     AlertLevel,
     ExtractedData,
@@ -73,21 +74,7 @@ async def claim_jobs(
     SKIP LOCKED lets any number of workers do this at once.
     """
     rows = await conn.fetch(
-        """
-        WITH due AS (
-            SELECT execution_id FROM stage2_jobs
-            WHERE status = 'pending' AND next_attempt_at <= now()
-            ORDER BY next_attempt_at
-            LIMIT $1
-            FOR UPDATE SKIP LOCKED
-        )
-        UPDATE stage2_jobs j
-        SET status = 'processing', attempts = j.attempts + 1, locked_by = $2,
-            locked_until = now() + make_interval(secs => $3), updated_at = now()
-        FROM due LEFT JOIN execution_raw r ON r.execution_id = due.execution_id
-        WHERE j.execution_id = due.execution_id
-        RETURNING j.execution_id, j.attempts, r.payload
-        """,
+        queries.CLAIM_JOBS,
         limit,
         worker_id,
         lease_s,
@@ -97,10 +84,7 @@ async def claim_jobs(
 
 async def seconds_until_next_due(conn: Executor) -> float | None:
     """When the earliest pending job becomes due (retries wait in the future)."""
-    value = await conn.fetchval(
-        """SELECT extract(epoch FROM min(next_attempt_at) - now())::float8
-           FROM stage2_jobs WHERE status = 'pending'"""
-    )
+    value = await conn.fetchval(queries.SECONDS_UNTIL_NEXT_DUE)
     return None if value is None else max(0.0, float(value))
 
 
@@ -112,9 +96,7 @@ async def renew_leases(
 ) -> set[int]:
     """Extend this worker's leases; returns the ids it still owns."""
     rows = await conn.fetch(
-        """UPDATE stage2_jobs SET locked_until = now() + make_interval(secs => $3)
-           WHERE execution_id = ANY($1::bigint[]) AND locked_by = $2 AND status = 'processing'
-           RETURNING execution_id""",
+        queries.RENEW_LEASES,
         execution_ids,
         worker_id,
         lease_s,
@@ -125,10 +107,7 @@ async def renew_leases(
 async def release_jobs(conn: Executor, worker_id: str, execution_ids: list[int]) -> int:
     """Hand unfinished jobs back at shutdown; the interrupted attempt does not count."""
     result = await conn.execute(
-        """UPDATE stage2_jobs
-           SET status = 'pending', attempts = greatest(attempts - 1, 0), locked_by = NULL,
-               locked_until = NULL, next_attempt_at = now(), updated_at = now()
-           WHERE execution_id = ANY($1::bigint[]) AND locked_by = $2 AND status = 'processing'""",
+        queries.RELEASE_JOBS,
         execution_ids,
         worker_id,
     )
@@ -136,17 +115,13 @@ async def release_jobs(conn: Executor, worker_id: str, execution_ids: list[int])
 
 
 async def load_raw(conn: Executor, execution_id: int) -> str | None:
-    value = await conn.fetchval(
-        "SELECT payload FROM execution_raw WHERE execution_id = $1", execution_id
-    )
+    value = await conn.fetchval(queries.LOAD_RAW, execution_id)
     return None if value is None else str(value)
 
 
 async def _owns(conn: Connection, execution_id: int, worker_id: str) -> bool:
     owned = await conn.fetchval(
-        """SELECT true FROM stage2_jobs
-           WHERE execution_id = $1 AND status = 'processing' AND locked_by = $2
-           FOR UPDATE""",
+        queries.LOCK_OWNED_JOB,
         execution_id,
         worker_id,
     )
@@ -163,44 +138,12 @@ async def _insert_event(
     )
     # One round trip: the row and the relay's wake-up (delivered at commit).
     await conn.execute(
-        """WITH row AS (
-               INSERT INTO outbox (routing_key, execution_id, payload) VALUES ($1, $2, $3)
-           )
-           SELECT pg_notify($4, '')""",
+        queries.INSERT_EVENT,
         key.value,
         execution_id,
         encode(event).decode(),
         OUTBOX_CHANNEL,
     )
-
-
-# One statement: atomic without an explicit transaction, and one round trip
-# (BEGIN, an ownership check, the writes and COMMIT were five: each costs the
-# worker's event loop, which is what bounds a worker process's throughput).
-# The job update is the ownership check: under READ COMMITTED it waits for a
-# concurrent writer and re-checks its WHERE, so a job whose lease expired and
-# was requeued (or taken by another worker) matches no row, and then neither
-# the execution nor the outbox is touched.
-COMPLETE_JOB_SQL = """
-WITH job AS (
-    UPDATE stage2_jobs
-    SET status = 'completed', locked_by = NULL, locked_until = NULL,
-        last_error = NULL, updated_at = $10
-    WHERE execution_id = $1 AND status = 'processing' AND locked_by = $12
-    RETURNING execution_id
-), execution AS (
-    UPDATE executions e
-    SET processing_stage = 'stage2', has_smoke = $2, has_fire = $3,
-        alert_level = $4, detection_count = $5, confidence = $6,
-        image_path = $7, thumbnail_path = $8, telegram_sent = $9,
-        extracted_at = $10, stage2_error = NULL, retry_count = $11
-    FROM job WHERE e.id = job.execution_id
-), event AS (
-    INSERT INTO outbox (routing_key, execution_id, payload)
-    SELECT $13, execution_id, $14 FROM job
-)
-SELECT job.execution_id FROM job, pg_notify($15, '')
-"""
 
 
 async def complete_job(
@@ -231,7 +174,7 @@ async def complete_job(
         timestamp=now,
     )
     completed = await conn.fetchval(
-        COMPLETE_JOB_SQL,
+        queries.COMPLETE_JOB,
         job.execution_id,
         result.has_smoke,
         result.has_fire,
@@ -269,28 +212,19 @@ async def record_failure(
     error = error[:MAX_ERROR_CHARS]
     if final:
         await conn.execute(
-            """UPDATE stage2_jobs
-               SET status = 'failed', last_error = $2, locked_by = NULL, locked_until = NULL,
-                   updated_at = now()
-               WHERE execution_id = $1""",
+            queries.GIVE_UP_JOB,
             job.execution_id,
             error,
         )
     else:
         await conn.execute(
-            """UPDATE stage2_jobs
-               SET status = 'pending', last_error = $2, locked_by = NULL, locked_until = NULL,
-                   next_attempt_at = now() + make_interval(secs => $3), updated_at = now()
-               WHERE execution_id = $1""",
+            queries.RETRY_JOB_LATER,
             job.execution_id,
             error,
             policy.backoff_s(job.attempts),
         )
     await conn.execute(
-        """UPDATE executions
-           SET stage2_error = $2, retry_count = $3,
-               processing_stage = CASE WHEN $4 THEN 'failed' ELSE processing_stage END
-           WHERE id = $1""",
+        queries.RECORD_EXECUTION_FAILURE,
         job.execution_id,
         error,
         job.attempts,
@@ -328,11 +262,7 @@ async def expire_leases(
     """Jobs whose worker vanished (crash, kill -9): a failed attempt; back to the queue."""
     async with conn.transaction():
         rows = await conn.fetch(
-            """SELECT execution_id, attempts, locked_by FROM stage2_jobs
-               WHERE status = 'processing' AND locked_until < now()
-               ORDER BY locked_until
-               LIMIT $1
-               FOR UPDATE SKIP LOCKED""",
+            queries.EXPIRED_LEASES,
             limit,
         )
         outcomes = []

@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 import asyncpg
 
-from services.etl.ingest import ingest_execution
-from services.etl.scenes import SCENARIOS, Picture, Scenario, render_picture
+from services.demo.scenes import SCENARIOS, Picture, Scenario, render_picture
+from services.etl.stage1.ingest import ingest_execution
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from services.etl import jobs, metrics
+from services.etl import metrics
 from services.etl.errors import DB_ERRORS, MalformedExecution, PermanentError, describe_error
-from services.etl.images import ImageLimits
-from services.etl.jobs import ClaimedJob, RetryPolicy, Stage2Result
-from services.etl.stage2 import Stage2Config, run_stage2
+from services.etl.stage2 import jobs
+from services.etl.stage2.extraction import Stage2Config, run_stage2
+from services.etl.stage2.images import ImageLimits
+from services.etl.stage2.jobs import ClaimedJob, RetryPolicy, Stage2Result
 from services.etl.waits import wait_any
 from shared.settings import EtlSettings
 

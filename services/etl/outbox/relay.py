@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from services.etl import metrics
+from services.etl import metrics, queries
 from services.etl.errors import DB_ERRORS, describe_error
-from services.etl.jobs import Executor
+from services.etl.stage2.jobs import Executor
 from services.etl.waits import wait_any
 from shared.bus import Bus, BusError
 
@@ -61,18 +61,16 @@ class OutboxRelay:
     async def publish_batch(self) -> BatchOutcome:
         """Publish the oldest unpublished rows if no other relay is active."""
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK_KEY):
+            if not await conn.fetchval(queries.TRY_RELAY_LOCK, RELAY_LOCK_KEY):
                 return BatchOutcome(lock_held=False)
             rows = await conn.fetch(
-                """SELECT id, routing_key, payload, created_at FROM outbox
-                   WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE""",
+                queries.UNPUBLISHED_BATCH,
                 self.config.batch_size,
             )
             published, error = await self._publish_in_order(rows)
             if published:
                 await conn.execute(
-                    """UPDATE outbox SET published_at = clock_timestamp()
-                       WHERE id = ANY($1::bigint[])""",
+                    queries.MARK_PUBLISHED,
                     published,
                 )
         metrics.OUTBOX_PUBLISHED.inc(len(published))
@@ -138,10 +136,7 @@ class OutboxRelay:
         deleted = 0
         while True:
             result = await self.pool.execute(
-                """DELETE FROM outbox WHERE id IN (
-                       SELECT id FROM outbox
-                       WHERE published_at < now() - make_interval(secs => $1)
-                       LIMIT $2)""",
+                queries.DELETE_PUBLISHED,
                 self.config.retention_s,
                 CLEANUP_CHUNK,
             )
@@ -221,10 +216,7 @@ class OutboxRelay:
 
 async def update_lag_metric(conn: Executor) -> float:
     """Age of the oldest unpublished event (uses the partial index: O(1))."""
-    lag = await conn.fetchval(
-        """SELECT extract(epoch FROM clock_timestamp() - created_at)::float8 FROM outbox
-           WHERE published_at IS NULL ORDER BY id LIMIT 1"""
-    )
+    lag = await conn.fetchval(queries.OUTBOX_LAG)
     value = max(0.0, float(lag)) if lag is not None else 0.0
     metrics.OUTBOX_LAG_SECONDS.set(value)
     return value

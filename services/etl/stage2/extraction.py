@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.etl.errors import DemoTransientFailure, MalformedExecution
-from services.etl.images import ImageLimits, save_execution_image
-from services.etl.jobs import Stage2Result
-from services.etl.raw_format import RawExecution, parse_execution
+from services.etl.stage1.raw_format import RawExecution, parse_execution
+from services.etl.stage2.images import ImageLimits, save_execution_image
+from services.etl.stage2.jobs import Stage2Result
 
 
 @dataclass(frozen=True, slots=True)

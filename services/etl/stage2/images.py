@@ -21,7 +21,7 @@ import pybase64
 from PIL import Image, UnidentifiedImageError
 
 from services.etl.errors import InvalidImage
-from services.etl.raw_format import RawImage
+from services.etl.stage1.raw_format import RawImage
 
 # Pillow format name -> (mime type, file extension).
 FORMATS: dict[str, tuple[str, str]] = {

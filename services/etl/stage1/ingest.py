@@ -13,28 +13,14 @@ from pathlib import Path
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from services.etl import metrics
+from services.etl import metrics, queries
 from services.etl.errors import MalformedExecution
-from services.etl.raw_format import parse_envelope
+from services.etl.stage1.raw_format import parse_envelope
 
 log = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 1000
 
-# One statement, so it is atomic without an explicit transaction: the execution
-# row (its trigger enqueues the job) and the raw payload land together or not at all.
-_INSERT_EXECUTION = """
-WITH inserted AS (
-    INSERT INTO executions
-        (id, workflow_id, camera_id, location, camera_type, status, started_at, stopped_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id
-)
-INSERT INTO execution_raw (execution_id, payload)
-SELECT id, $9 FROM inserted
-RETURNING execution_id
-"""
 
 ConnOrPool = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 
@@ -58,7 +44,7 @@ async def record_rejected(
     conn_or_pool: ConnOrPool, source: str, error: str, raw: str | bytes
 ) -> None:
     await conn_or_pool.execute(
-        "INSERT INTO rejected_inputs (source, error, excerpt) VALUES ($1, $2, $3)",
+        queries.INSERT_REJECTED,
         source,
         error,
         _excerpt(raw),
@@ -85,7 +71,7 @@ async def ingest_execution(
         raise
     meta = envelope.metadata
     stored = await conn_or_pool.fetchval(
-        _INSERT_EXECUTION,
+        queries.INSERT_EXECUTION,
         envelope.execution_id,
         envelope.workflow_id,
         meta.device_id,

@@ -1,0 +1,1 @@
+"""The outbox relay (publishes outbox rows with publisher confirms) and the NOTIFY listener."""

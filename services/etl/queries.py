@@ -1,0 +1,127 @@
+"""Every SQL statement of the ETL service, by stage (the code that runs them names them)."""
+
+# -- Stage 1: ingest ---------------------------------------------------------
+# One statement, so it is atomic without an explicit transaction: the execution
+# row (its trigger enqueues the job) and the raw payload land together or not at all.
+INSERT_EXECUTION = """
+WITH inserted AS (
+    INSERT INTO executions
+        (id, workflow_id, camera_id, location, camera_type, status, started_at, stopped_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+)
+INSERT INTO execution_raw (execution_id, payload)
+SELECT id, $9 FROM inserted
+RETURNING execution_id
+"""
+
+INSERT_REJECTED = "INSERT INTO rejected_inputs (source, error, excerpt) VALUES ($1, $2, $3)"
+
+# -- Stage 2: the job queue --------------------------------------------------
+
+CLAIM_JOBS = """
+        WITH due AS (
+            SELECT execution_id FROM stage2_jobs
+            WHERE status = 'pending' AND next_attempt_at <= now()
+            ORDER BY next_attempt_at
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE stage2_jobs j
+        SET status = 'processing', attempts = j.attempts + 1, locked_by = $2,
+            locked_until = now() + make_interval(secs => $3), updated_at = now()
+        FROM due LEFT JOIN execution_raw r ON r.execution_id = due.execution_id
+        WHERE j.execution_id = due.execution_id
+        RETURNING j.execution_id, j.attempts, r.payload
+        """
+
+SECONDS_UNTIL_NEXT_DUE = """SELECT extract(epoch FROM min(next_attempt_at) - now())::float8
+           FROM stage2_jobs WHERE status = 'pending'"""
+
+RENEW_LEASES = """UPDATE stage2_jobs SET locked_until = now() + make_interval(secs => $3)
+           WHERE execution_id = ANY($1::bigint[]) AND locked_by = $2 AND status = 'processing'
+           RETURNING execution_id"""
+
+RELEASE_JOBS = """UPDATE stage2_jobs
+           SET status = 'pending', attempts = greatest(attempts - 1, 0), locked_by = NULL,
+               locked_until = NULL, next_attempt_at = now(), updated_at = now()
+           WHERE execution_id = ANY($1::bigint[]) AND locked_by = $2 AND status = 'processing'"""
+
+LOAD_RAW = "SELECT payload FROM execution_raw WHERE execution_id = $1"
+
+LOCK_OWNED_JOB = """SELECT true FROM stage2_jobs
+           WHERE execution_id = $1 AND status = 'processing' AND locked_by = $2
+           FOR UPDATE"""
+
+INSERT_EVENT = """WITH row AS (
+               INSERT INTO outbox (routing_key, execution_id, payload) VALUES ($1, $2, $3)
+           )
+           SELECT pg_notify($4, '')"""
+
+GIVE_UP_JOB = """UPDATE stage2_jobs
+               SET status = 'failed', last_error = $2, locked_by = NULL, locked_until = NULL,
+                   updated_at = now()
+               WHERE execution_id = $1"""
+
+RETRY_JOB_LATER = """UPDATE stage2_jobs
+               SET status = 'pending', last_error = $2, locked_by = NULL, locked_until = NULL,
+                   next_attempt_at = now() + make_interval(secs => $3), updated_at = now()
+               WHERE execution_id = $1"""
+
+RECORD_EXECUTION_FAILURE = """UPDATE executions
+           SET stage2_error = $2, retry_count = $3,
+               processing_stage = CASE WHEN $4 THEN 'failed' ELSE processing_stage END
+           WHERE id = $1"""
+
+EXPIRED_LEASES = """SELECT execution_id, attempts, locked_by FROM stage2_jobs
+               WHERE status = 'processing' AND locked_until < now()
+               ORDER BY locked_until
+               LIMIT $1
+               FOR UPDATE SKIP LOCKED"""
+
+# One statement: atomic without an explicit transaction, and one round trip
+# (BEGIN, an ownership check, the writes and COMMIT were five: each costs the
+# worker's event loop, which is what bounds a worker process's throughput).
+# The job update is the ownership check: under READ COMMITTED it waits for a
+# concurrent writer and re-checks its WHERE, so a job whose lease expired and
+# was requeued (or taken by another worker) matches no row, and then neither
+# the execution nor the outbox is touched.
+COMPLETE_JOB = """
+WITH job AS (
+    UPDATE stage2_jobs
+    SET status = 'completed', locked_by = NULL, locked_until = NULL,
+        last_error = NULL, updated_at = $10
+    WHERE execution_id = $1 AND status = 'processing' AND locked_by = $12
+    RETURNING execution_id
+), execution AS (
+    UPDATE executions e
+    SET processing_stage = 'stage2', has_smoke = $2, has_fire = $3,
+        alert_level = $4, detection_count = $5, confidence = $6,
+        image_path = $7, thumbnail_path = $8, telegram_sent = $9,
+        extracted_at = $10, stage2_error = NULL, retry_count = $11
+    FROM job WHERE e.id = job.execution_id
+), event AS (
+    INSERT INTO outbox (routing_key, execution_id, payload)
+    SELECT $13, execution_id, $14 FROM job
+)
+SELECT job.execution_id FROM job, pg_notify($15, '')
+"""
+
+# -- Outbox relay -------------------------------------------------------------
+
+TRY_RELAY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
+
+UNPUBLISHED_BATCH = """SELECT id, routing_key, payload, created_at FROM outbox
+                   WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE"""
+
+MARK_PUBLISHED = """UPDATE outbox SET published_at = clock_timestamp()
+                       WHERE id = ANY($1::bigint[])"""
+
+DELETE_PUBLISHED = """DELETE FROM outbox WHERE id IN (
+                       SELECT id FROM outbox
+                       WHERE published_at < now() - make_interval(secs => $1)
+                       LIMIT $2)"""
+
+OUTBOX_LAG = """SELECT extract(epoch FROM clock_timestamp() - created_at)::float8 FROM outbox
+           WHERE published_at IS NULL ORDER BY id LIMIT 1"""

@@ -1,0 +1,1 @@
+"""Stage 2: workers claim jobs, extract results and the image, and finish with an outbox event."""
