@@ -9,11 +9,12 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import asyncpg
-from fastapi import FastAPI, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from services.gateway.auth import Authenticator, public
 from services.gateway.consumer import start_consumer
 from services.gateway.deps import Resources
 from services.gateway.hub import Hub, send_heartbeats
@@ -33,7 +34,8 @@ def _lifespan(resources: Resources) -> Callable[[FastAPI], AbstractAsyncContextM
     settings = resources.settings
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warn_when_open(app.state.authenticator)
         timeout = settings.gateway_startup_timeout_s
         await migrate_when_reachable(settings.database_url, give_up_after_s=timeout)
         resources.pool = await create_pool(
@@ -69,6 +71,18 @@ def _lifespan(resources: Resources) -> Callable[[FastAPI], AbstractAsyncContextM
     return lifespan
 
 
+def warn_when_open(authenticator: Authenticator) -> None:
+    """One loud line at start-up when anyone who reaches the port can use the API."""
+    if authenticator.enabled:
+        log.info("gateway auth", extra={"auth_mode": authenticator.mode})
+        return
+    log.warning(
+        "AUTH IS OFF: anyone who can reach this gateway can read and change everything "
+        "(set GATEWAY_TOKEN or OIDC_ISSUER; docs/AUTH.md)",
+        extra={"auth_mode": authenticator.mode},
+    )
+
+
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     # A lost database connection is an outage to report (503), not a server bug (500).
     log.warning("database unavailable", extra={"path": request.url.path, "error": repr(exc)})
@@ -84,6 +98,7 @@ def create_app(settings: GatewaySettings, *, static_dir: Path = STATIC_DIR) -> F
     resources = Resources(settings=settings, hub=hub)
     app = FastAPI(title="smokesignal gateway", lifespan=_lifespan(resources))
     app.state.resources = resources
+    app.state.authenticator = Authenticator(settings)
     app.state.registry = build_registry(hub)
     if settings.cors_origins:
         app.add_middleware(
@@ -99,7 +114,7 @@ def create_app(settings: GatewaySettings, *, static_dir: Path = STATIC_DIR) -> F
     app.include_router(events.router)
     app.include_router(executions.router)
 
-    @app.get("/", include_in_schema=False)
+    @app.get("/", include_in_schema=False, dependencies=[Depends(public)])
     async def dashboard() -> FileResponse:
         index = static_dir / "index.html"
         if not index.is_file():

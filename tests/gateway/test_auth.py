@@ -79,3 +79,21 @@ async def test_cors_allows_only_the_configured_origins(gateway_factory: GatewayF
         )
         assert preflight.status_code == 200
         assert "last-event-id" in preflight.headers["access-control-allow-headers"].lower()
+
+
+def _auth_off_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelname == "WARNING" and "AUTH IS OFF" in r.getMessage()
+    ]
+
+
+async def test_one_loud_warning_at_start_up_when_auth_is_off(
+    gateway_factory: GatewayFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
+    await gateway_factory(gateway_token=TOKEN)
+    assert _auth_off_warnings(caplog) == []
+    await gateway_factory()
+    assert len(_auth_off_warnings(caplog)) == 1

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query
 
-from services.gateway.deps import HubDep, Settings, require_token
+from services.gateway.auth import require_viewer
+from services.gateway.deps import HubDep, Settings
 from services.gateway.stream import ClientStreamResponse, client_events
 
-router = APIRouter(prefix="/api", tags=["events"], dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/api", tags=["events"], dependencies=[Depends(require_viewer)])
 
 
 @router.get("/events", response_class=ClientStreamResponse)

@@ -15,11 +15,12 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from services.gateway import queries
-from services.gateway.deps import Pool, Settings, require_token
+from services.gateway.auth import require_viewer
+from services.gateway.deps import Pool, Settings
 from shared.contracts import AlertLevel, ExecutionSummary, ProcessingStage
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api", tags=["executions"], dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/api", tags=["executions"], dependencies=[Depends(require_viewer)])
 
 
 class ExecutionPage(BaseModel):

@@ -1,18 +1,19 @@
-"""Liveness, readiness and Prometheus metrics (not behind the API token)."""
+"""Liveness, readiness and Prometheus metrics (public: probes and scrapers sign in to nothing)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from services.gateway.auth import public
 from services.gateway.deps import Resources, ResourcesDep
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], dependencies=[Depends(public)])
 
 READY_CHECK_TIMEOUT_S = 2.0
 
