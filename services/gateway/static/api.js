@@ -1,24 +1,63 @@
 // REST client for the gateway API. A 401 asks for the token and retries.
 
 import { askForToken, authHeaders, withTokenParam } from "./auth.js";
+import { t } from "./i18n.js";
 
 export const PAGE_SIZE = 50;
 
 export class ApiError extends Error {
-  constructor(status, detail) {
+  /** `problems`: FastAPI's validation list [{loc, msg}] when the server sent one. */
+  constructor(status, detail, problems = []) {
     super(`HTTP ${status}: ${detail}`);
     this.status = status;
     this.detail = detail;
+    this.problems = problems;
   }
 }
 
-async function errorDetail(response) {
+async function apiError(response) {
   try {
     const body = await response.json();
-    return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+    if (typeof body.detail === "string") return new ApiError(response.status, body.detail);
+    const problems = Array.isArray(body.detail) ? body.detail : [];
+    return new ApiError(response.status, JSON.stringify(body.detail), problems);
   } catch {
-    return response.statusText || "request failed";
+    return new ApiError(response.status, response.statusText || "request failed");
   }
+}
+
+// Server messages the page knows by their text (the server speaks English only).
+const KNOWN_DETAILS = [
+  [/until must be later than since/, "errors.range_order"],
+  [/invalid cursor/, "errors.cursor"],
+  [/database (unavailable|not connected)/, "errors.database"],
+];
+
+/**
+ * A sentence for the user, in their language, for any error a request can end with:
+ * the server's English messages are mapped by status and known text; the original
+ * stays in the console for whoever debugs it.
+ */
+export function describeError(error) {
+  if (error?.name === "TypeError") return t("errors.network");
+  if (!(error instanceof ApiError)) return t("errors.unexpected");
+  console.info("server said:", error.status, error.detail);
+  for (const [pattern, key] of KNOWN_DETAILS) {
+    if (pattern.test(error.detail)) return t(key);
+  }
+  if (error.status === 400 || error.status === 422) {
+    const names = error.problems.map((problem) => problem.loc?.at(-1)).filter(Boolean);
+    return names.length > 0
+      ? t("errors.invalid_params", { names: names.join(", ") })
+      : t("errors.invalid");
+  }
+  if (error.status === 401) return t("errors.unauthorized");
+  if (error.status === 403) return t("errors.forbidden");
+  if (error.status === 404) return t("errors.not_found");
+  if (error.status === 409) return t("errors.conflict");
+  if (error.status === 503) return t("errors.database");
+  if (error.status >= 500) return t("errors.server");
+  return t("errors.http", { status: String(error.status) });
 }
 
 async function getJson(path, { signal } = {}) {
@@ -31,7 +70,7 @@ async function getJson(path, { signal } = {}) {
       await askForToken();
       continue;
     }
-    if (!response.ok) throw new ApiError(response.status, await errorDetail(response));
+    if (!response.ok) throw await apiError(response);
     return response.json();
   }
 }

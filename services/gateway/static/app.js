@@ -1,11 +1,18 @@
 // Dashboard wiring: REST pages and live events go into the store, the store's states go
 // onto the screen. The store holds exactly the executions the gallery shows.
 
-import { getExecution, getExecutionRetrying, listCameras, listExecutions } from "./api.js";
+import {
+  describeError,
+  getExecution,
+  getExecutionRetrying,
+  listCameras,
+  listExecutions,
+} from "./api.js";
 import { adoptTokenFromUrl } from "./auth.js";
 import { DetailView } from "./detail.js";
 import { addCamera, fillCameras, readFilters } from "./filters.js";
 import { Gallery } from "./gallery.js";
+import { bindLanguageSwitch, t, translatePage } from "./i18n.js";
 import { LiveConnection } from "./live.js";
 import { Announcer, ConnectionBadge, ErrorBanner } from "./status.js";
 import { ExecutionStore, completedState, failedState, matchesFilters } from "./store.js";
@@ -47,7 +54,7 @@ function render(state, { highlight = false } = {}) {
 }
 
 function updateCounts() {
-  shownCount.textContent = String(gallery.size);
+  shownCount.textContent = t("gallery.shown", { count: gallery.size });
   emptyNote.hidden = gallery.size > 0 || pageRequest !== null;
 }
 
@@ -73,7 +80,7 @@ async function loadPage(cursor) {
     nextCursor = page.next_cursor ?? null;
     errors.clear();
   } catch (error) {
-    if (error.name !== "AbortError") errors.show(`Could not load executions: ${error.message}`);
+    if (error.name !== "AbortError") errors.show(t("errors.load_executions", { reason: describeError(error) }));
   } finally {
     if (pageRequest === request) {
       pageRequest = null;
@@ -97,7 +104,7 @@ async function loadCameras() {
   try {
     fillCameras(form, await listCameras());
   } catch (error) {
-    errors.show(`Could not load cameras: ${error.message}`);
+    errors.show(t("errors.load_cameras", { reason: describeError(error) }));
   }
 }
 
@@ -117,7 +124,7 @@ async function fetchAndShow(id, applyEvent) {
   try {
     summary = await request;
   } catch (error) {
-    errors.show(`Could not fetch execution ${id}: ${error.message}`);
+    errors.show(t("errors.fetch_execution", { id: String(id), reason: describeError(error) }));
     return;
   }
   if (summary == null || fetchGeneration !== generation) return;
@@ -183,6 +190,9 @@ loadMoreButton.addEventListener("click", () => {
 });
 
 async function main() {
+  translatePage();
+  bindLanguageSwitch(document.getElementById("language"));
+  updateCounts();
   adoptTokenFromUrl();
   // Settles the token first (a 401 asks for it), so the stream opens authorised.
   await loadCameras();

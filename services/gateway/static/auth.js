@@ -1,6 +1,8 @@
 // The gateway token: taken from the page URL (?token=…) or asked for on a 401,
 // kept in sessionStorage so it survives reloads but not the browser session.
 
+import { t } from "./i18n.js";
+
 const STORAGE_KEY = "smokesignal.token";
 
 let pendingPrompt = null;
@@ -58,9 +60,7 @@ export function askForToken() {
   const form = dialog.querySelector("form");
   const input = form.elements.token;
   const message = dialog.querySelector(".token-message");
-  message.textContent = getToken()
-    ? "The gateway refused the token. Enter a valid access token."
-    : "This dashboard needs the gateway's access token.";
+  message.textContent = getToken() ? t("token.refused") : t("token.needed");
   input.value = "";
   pendingPrompt = new Promise((resolve) => {
     const onSubmit = () => {

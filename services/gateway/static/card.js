@@ -1,6 +1,7 @@
 // One gallery card: created once per execution id, then patched in place on every change.
 
 import { thumbnailUrl } from "./api.js";
+import { t } from "./i18n.js";
 import {
   alertText,
   attemptsText,
@@ -50,7 +51,10 @@ export function updateCard(card, state) {
   setText(
     field(card, "error"),
     stage === "failed"
-      ? `${state.stage2_error ?? "Stage 2 failed"} (${attemptsText(state.retry_count ?? 0)})`
+      ? t("card.error_with_attempts", {
+          error: state.stage2_error ?? t("stage.failed_default"),
+          attempts: attemptsText(state.retry_count ?? 0),
+        })
       : "",
   );
 
@@ -70,7 +74,7 @@ function updateThumbnail(card, state) {
     img.removeAttribute("src");
     img.hidden = true;
     placeholder.hidden = false;
-    const text = state.processing_stage === "stage1" ? "Analysing image…" : "No image";
+    const text = state.processing_stage === "stage1" ? t("image.analysing") : t("image.none");
     if (placeholder.textContent !== text) placeholder.textContent = text;
   }
 }

@@ -1,7 +1,16 @@
 // The detail view: a modal <dialog> with the full image and every result field.
 
 import { imageUrl } from "./api.js";
-import { alertText, attemptsText, formatFullTime, formatTime, percent, yesNo } from "./format.js";
+import {
+  alertText,
+  attemptsText,
+  formatFullTime,
+  formatTime,
+  milliseconds,
+  percent,
+  yesNo,
+} from "./format.js";
+import { formatNumber, t } from "./i18n.js";
 
 export class DetailView {
   #dialog;
@@ -39,46 +48,52 @@ export class DetailView {
     dialog.dataset.executionId = String(state.id);
     dialog.dataset.stage = state.processing_stage;
     dialog.dataset.alert = state.processing_stage === "stage2" ? (state.alert_level ?? "") : "";
-    dialog.querySelector("#detail-title").textContent =
-      `Execution #${state.id} — ${state.camera_id}`;
+    dialog.querySelector("#detail-title").textContent = t("detail.title", {
+      id: String(state.id),
+      camera: state.camera_id,
+    });
 
     const img = dialog.querySelector(".detail-image");
     const noImage = dialog.querySelector(".detail-noimage");
     if (state.has_image) {
       const src = imageUrl(state.id);
       if (img.getAttribute("src") !== src) img.src = src;
-      img.alt = `Camera ${state.camera_id} at ${formatTime(state.started_at)}`;
+      img.alt = t("detail.image_alt", {
+        camera: state.camera_id,
+        time: formatTime(state.started_at),
+      });
       img.hidden = false;
       noImage.hidden = true;
     } else {
       img.removeAttribute("src");
       img.hidden = true;
       noImage.hidden = false;
-      noImage.textContent = state.processing_stage === "stage1" ? "Analysing image…" : "No image";
+      noImage.textContent =
+        state.processing_stage === "stage1" ? t("image.analysing") : t("image.none");
     }
 
     const rows = [
-      ["Alert level", alertText(state)],
-      ["Smoke", yesNo(state.has_smoke)],
-      ["Fire", yesNo(state.has_fire)],
-      ["Detections", state.detection_count ?? "—"],
-      ["Confidence", percent(state.confidence)],
-      ["Telegram sent", yesNo(state.telegram_sent)],
-      ["Camera", state.camera_id],
-      ["Camera type", state.camera_type ?? "—"],
-      ["Location", state.location ?? "—"],
-      ["Workflow", state.workflow_id],
-      ["Workflow status", state.status],
-      ["Started", formatFullTime(state.started_at)],
-      ["Stopped", formatFullTime(state.stopped_at)],
-      ["Stage 2 finished", formatFullTime(state.extracted_at)],
+      [t("field.alert_level"), alertText(state)],
+      [t("field.smoke"), yesNo(state.has_smoke)],
+      [t("field.fire"), yesNo(state.has_fire)],
+      [t("field.detections"), formatNumber(state.detection_count)],
+      [t("field.confidence"), percent(state.confidence)],
+      [t("field.telegram_sent"), yesNo(state.telegram_sent)],
+      [t("field.camera"), state.camera_id],
+      [t("field.camera_type"), state.camera_type ?? "—"],
+      [t("field.location"), state.location ?? "—"],
+      [t("field.workflow"), state.workflow_id],
+      [t("field.workflow_status"), state.status],
+      [t("field.started"), formatFullTime(state.started_at)],
+      [t("field.stopped"), formatFullTime(state.stopped_at)],
+      [t("field.stage2_finished"), formatFullTime(state.extracted_at)],
     ];
     if (state.processing_time_ms != null) {
-      rows.push(["Stage 2 time", `${Math.round(state.processing_time_ms)} ms`]);
+      rows.push([t("field.stage2_time"), milliseconds(state.processing_time_ms)]);
     }
     if (state.processing_stage === "failed") {
-      rows.push(["Error", state.stage2_error ?? "Stage 2 failed"]);
-      rows.push(["Attempts", attemptsText(state.retry_count ?? 0)]);
+      rows.push([t("field.error"), state.stage2_error ?? t("stage.failed_default")]);
+      rows.push([t("field.attempts"), attemptsText(state.retry_count ?? 0)]);
     }
     const list = dialog.querySelector(".detail-fields");
     list.replaceChildren(

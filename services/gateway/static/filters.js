@@ -1,5 +1,7 @@
 // The filter form ↔ a plain filters object (the REST API's query parameters).
 
+import { t } from "./i18n.js";
+
 export function readFilters(form) {
   const data = new FormData(form);
   return {
@@ -14,7 +16,7 @@ export function fillCameras(form, cameras) {
   const select = form.elements.camera;
   const chosen = select.value;
   const options = cameras.map(({ id, label }) => new Option(label, id));
-  select.replaceChildren(new Option("All cameras", ""), ...options);
+  select.replaceChildren(new Option(t("filters.all_cameras"), ""), ...options);
   select.value = cameras.some((camera) => camera.id === chosen) ? chosen : "";
 }
 

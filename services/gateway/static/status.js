@@ -1,11 +1,8 @@
 // Small status surfaces: the connection badge, the error banner, screen-reader announcements.
 
-const CONNECTION_LABELS = {
-  connecting: "Connecting…",
-  live: "Live",
-  reconnecting: "Reconnecting…",
-  offline: "Offline — retrying",
-};
+import { t } from "./i18n.js";
+
+const CONNECTION_STATES = ["connecting", "live", "reconnecting", "offline"];
 
 export class ConnectionBadge {
   #element;
@@ -22,7 +19,7 @@ export class ConnectionBadge {
     element.dataset.state = state;
     element.dataset.lastEventId = lastEventId;
     element.dataset.resumedFrom = resumedFrom;
-    const label = CONNECTION_LABELS[state] ?? state;
+    const label = CONNECTION_STATES.includes(state) ? t(`connection.${state}`) : state;
     if (this.#label.textContent !== label) this.#label.textContent = label;
   }
 }
@@ -74,10 +71,11 @@ export class Announcer {
 
   #flush() {
     const parts = [];
-    if (this.#newCount === 1) parts.push("1 new execution.");
-    if (this.#newCount > 1) parts.push(`${this.#newCount} new executions.`);
-    if (this.#failed.length === 1) parts.push(`Execution ${this.#failed[0]} failed.`);
-    if (this.#failed.length > 1) parts.push(`${this.#failed.length} executions failed.`);
+    if (this.#newCount > 0) parts.push(t("announce.new", { count: this.#newCount }));
+    if (this.#failed.length === 1) parts.push(t("announce.failed_one", { id: String(this.#failed[0]) }));
+    if (this.#failed.length > 1) {
+      parts.push(t("announce.failed_many", { count: this.#failed.length }));
+    }
     this.#element.textContent = parts.join(" ");
     this.#newCount = 0;
     this.#failed = [];
