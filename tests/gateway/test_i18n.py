@@ -61,7 +61,7 @@ def test_values_are_text_or_plural_forms_with_the_english_placeholders(lang: str
     english, table = load("en"), load(lang)
     for key, value in table.items():
         if isinstance(value, dict):
-            assert PLURAL_FORMS <= set(value), f"{lang}:{key} needs 'one' and 'other'"
+            assert set(value) >= PLURAL_FORMS, f"{lang}:{key} needs 'one' and 'other'"
             assert all(isinstance(text, str) and text for text in value.values()), key
         else:
             assert isinstance(value, str) and value.strip(), f"{lang}:{key} is empty"
