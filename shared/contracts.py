@@ -54,6 +54,42 @@ class ExecutionSummary(Contract):
     extracted_at: datetime | None = None
     stage2_error: str | None = None
     retry_count: Count = 0
+    # Migration 0005; null for sources (or old rows) that lack them.
+    captured_at: datetime | None = None
+    device_id: str | None = None
+
+
+class BoundingBox(Contract):
+    """Pixels, origin top-left of the original image."""
+
+    x: Annotated[float, Field(ge=0)]
+    y: Annotated[float, Field(ge=0)]
+    width: Annotated[float, Field(gt=0)]
+    height: Annotated[float, Field(gt=0)]
+
+
+class Detection(Contract):
+    model_config = ConfigDict(
+        strict=True, extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True
+    )
+
+    class_: Literal["fire", "smoke"] = Field(alias="class")
+    confidence: Confidence
+    bbox: BoundingBox
+
+
+class ExecutionDetail(ExecutionSummary):
+    """One execution with everything operators need (REST `GET /api/executions/{id}`)."""
+
+    detections: list[Detection] | None = None
+    model_version: str | None = None
+    request_id: str | None = None
+    image_width: Annotated[int, Field(ge=1)] | None = None
+    image_height: Annotated[int, Field(ge=1)] | None = None
+    telegram_message_id: int | None = None
+    # The source workflow's own status (n8n: success, error, canceled, crashed, …).
+    source_status: str | None = None
+    has_webp: bool = False
 
 
 class ExecutionBatch(Contract):

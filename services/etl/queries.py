@@ -6,8 +6,9 @@
 INSERT_EXECUTION = """
 WITH inserted AS (
     INSERT INTO executions
-        (id, workflow_id, camera_id, location, camera_type, status, started_at, stopped_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        (id, workflow_id, camera_id, location, camera_type, status, started_at, stopped_at,
+         device_id, captured_at, source_status)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $3, $10, $6)
     ON CONFLICT (id) DO NOTHING
     RETURNING id
 )
@@ -99,7 +100,12 @@ WITH job AS (
     SET processing_stage = 'stage2', has_smoke = $2, has_fire = $3,
         alert_level = $4, detection_count = $5, confidence = $6,
         image_path = $7, thumbnail_path = $8, telegram_sent = $9,
-        extracted_at = $10, stage2_error = NULL, retry_count = $11
+        extracted_at = $10, stage2_error = NULL, retry_count = $11,
+        detections = $16::jsonb, model_version = $17, request_id = $18,
+        image_width = $19, image_height = $20, telegram_message_id = $21,
+        captured_at = coalesce($22, e.captured_at), device_id = coalesce($23, e.device_id),
+        camera_id = coalesce($24, e.camera_id), location = coalesce($25, e.location),
+        camera_type = coalesce($26, e.camera_type), webp_path = $27
     FROM job WHERE e.id = job.execution_id
 ), event AS (
     INSERT INTO outbox (routing_key, execution_id, payload)

@@ -11,8 +11,8 @@ from typing import Any
 
 import asyncpg
 
-from shared.contracts import AlertLevel, ExecutionSummary, ProcessingStage
-from shared.executions import SUMMARY_COLUMNS, summary_from_row
+from shared.contracts import AlertLevel, ExecutionDetail, ExecutionSummary, ProcessingStage
+from shared.executions import DETAIL_COLUMNS, SUMMARY_COLUMNS, detail_from_row, summary_from_row
 
 
 class CursorError(ValueError):
@@ -93,11 +93,11 @@ async def list_executions(
     return Page(items, next_cursor)
 
 
-async def get_execution(pool: asyncpg.Pool, execution_id: int) -> ExecutionSummary | None:
+async def get_execution(pool: asyncpg.Pool, execution_id: int) -> ExecutionDetail | None:
     row = await pool.fetchrow(
-        f"SELECT {SUMMARY_COLUMNS} FROM executions e WHERE e.id = $1", execution_id
+        f"SELECT {DETAIL_COLUMNS} FROM executions e WHERE e.id = $1", execution_id
     )
-    return None if row is None else summary_from_row(dict(row.items()))
+    return None if row is None else detail_from_row(dict(row.items()))
 
 
 @dataclass(frozen=True, slots=True)

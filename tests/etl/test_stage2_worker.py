@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -46,6 +48,18 @@ async def test_valid_execution_completes_with_the_exact_event(
     with Image.open(image_dir / row["thumbnail_path"]) as thumbnail:
         assert max(thumbnail.size) == etl_settings.etl_thumbnail_px
     assert (image_dir / row["image_path"]).stat().st_size > 1000
+    # Migration 0005: what operators need, kept from the raw format.
+    assert json.loads(row["detections"]) == inference["detections"]
+    assert row["model_version"] == inference["model_version"]
+    assert row["request_id"] == inference["request_id"]
+    assert (row["image_width"], row["image_height"]) == (
+        inference["image_width"],
+        inference["image_height"],
+    )
+    assert row["telegram_message_id"] == raw["telegram"]["message_id"]
+    assert row["device_id"] == raw["metadata"]["device_id"]
+    assert row["captured_at"] == datetime.fromisoformat(raw["metadata"]["captured_at"])
+    assert row["source_status"] == raw["status"]
 
     (delivery,) = events.deliveries
     assert delivery.routing_key == RoutingKey.STAGE2_COMPLETE

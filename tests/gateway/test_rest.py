@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.contracts import ExecutionSummary
+from shared.contracts import ExecutionDetail, ExecutionSummary
 from tests.gateway.conftest import Gateway
 
 T0 = datetime(2025, 8, 1, 12, 0, tzinfo=UTC)
@@ -180,8 +181,9 @@ async def test_get_one_execution_and_404s(http: httpx.AsyncClient, db_pool: asyn
     await insert_execution(db_pool, 42, **completed(has_smoke=True, alert_level="medium"))
     found = await http.get("/api/executions/42")
     assert found.status_code == 200
-    execution = ExecutionSummary.model_validate(found.json(), strict=False)
+    execution = ExecutionDetail.model_validate(found.json(), strict=False)
     assert (execution.id, execution.alert_level, execution.has_image) == (42, "medium", False)
+    assert execution.detections is None and execution.has_webp is False  # not recorded
 
     missing = await http.get("/api/executions/123")
     assert missing.status_code == 404
@@ -189,6 +191,57 @@ async def test_get_one_execution_and_404s(http: httpx.AsyncClient, db_pool: asyn
     assert missing.headers["content-type"] == "application/json"
     for bad in ("abc", "0", "-1", str(2**63)):
         assert (await http.get(f"/api/executions/{bad}")).status_code == 422, bad
+
+
+async def test_detail_exposes_detections_and_source_metadata(
+    http: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    detections = [
+        {
+            "class": "smoke",
+            "confidence": 0.874,
+            "bbox": {"x": 263, "y": 7, "width": 162, "height": 250},
+        },
+        {
+            "class": "fire",
+            "confidence": 0.5,
+            "bbox": {"x": 0.5, "y": 1, "width": 2, "height": 3.25},
+        },
+    ]
+    await insert_execution(
+        db_pool,
+        43,
+        **completed(has_smoke=True, has_fire=True, alert_level="high", detection_count=2),
+        detections=json.dumps(detections),
+        captured_at=T0,
+        device_id="sai-cam-node-07",
+        model_version="yolov8s-smoke-2024.06",
+        request_id="6f1c1d3e-8a55-4f0e-9a43-3f7f0f9b2a11",
+        image_width=640,
+        image_height=480,
+        telegram_message_id=4711,
+        source_status="success",
+        webp_path="renditions/0/43.webp",
+    )
+    body = (await http.get("/api/executions/43")).json()
+    assert body["detections"] == detections
+    assert body["captured_at"] == "2025-08-01T12:00:00Z"
+    assert (body["device_id"], body["model_version"], body["request_id"]) == (
+        "sai-cam-node-07",
+        "yolov8s-smoke-2024.06",
+        "6f1c1d3e-8a55-4f0e-9a43-3f7f0f9b2a11",
+    )
+    assert (body["image_width"], body["image_height"]) == (640, 480)
+    assert (body["telegram_message_id"], body["source_status"], body["has_webp"]) == (
+        4711,
+        "success",
+        True,
+    )
+    # The listing carries the summary's share (no detections).
+    (item,) = (await http.get("/api/executions")).json()["items"]
+    assert item["captured_at"] == "2025-08-01T12:00:00Z"
+    assert item["device_id"] == "sai-cam-node-07"
+    assert "detections" not in item
 
 
 async def test_images_and_thumbnails(

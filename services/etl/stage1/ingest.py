@@ -81,6 +81,7 @@ async def ingest_execution(
         envelope.started_at,
         envelope.stopped_at,
         text,
+        meta.captured_at,
     )
     result = "stored" if stored is not None else "duplicate"
     metrics.INGESTED.labels(result).inc()

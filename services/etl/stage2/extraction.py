@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from services.etl.errors import DemoTransientFailure, MalformedExecution
-from services.etl.stage1.raw_format import RawExecution, parse_execution
+from services.etl.stage1.raw_format import Inference, RawExecution, parse_execution
 from services.etl.stage2.images import ImageLimits, save_execution_image
-from services.etl.stage2.jobs import Stage2Result
+from services.etl.stage2.jobs import Stage2Details, Stage2Result
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,26 @@ async def apply_demo_options(execution: RawExecution, attempt: int) -> None:
         )
 
 
+def detections_json(inference: Inference) -> str:
+    """The detections as stored in executions.detections (JSON text)."""
+    return json.dumps(
+        [
+            {
+                "class": d.class_,
+                "confidence": d.confidence,
+                "bbox": {
+                    "x": d.bbox.x,
+                    "y": d.bbox.y,
+                    "width": d.bbox.width,
+                    "height": d.bbox.height,
+                },
+            }
+            for d in inference.detections
+        ],
+        separators=(",", ":"),
+    )
+
+
 async def run_stage2(
     execution_id: int, raw: str, attempt: int, config: Stage2Config
 ) -> Stage2Result:
@@ -51,6 +72,14 @@ async def run_stage2(
         )
     inference = execution.inference
     return Stage2Result(
+        details=Stage2Details(
+            detections_json=detections_json(inference),
+            model_version=inference.model_version,
+            request_id=str(inference.request_id),
+            image_width=inference.image_width,
+            image_height=inference.image_height,
+            telegram_message_id=execution.telegram.message_id,
+        ),
         has_smoke=inference.has_smoke,
         has_fire=inference.has_fire,
         alert_level=inference.alert_level,

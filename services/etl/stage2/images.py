@@ -61,6 +61,7 @@ class StoredImage:
     thumbnail_path: str
     width: int
     height: int
+    webp_path: str | None = None  # a WebP rendition, when one was made
 
 
 def decode_base64(data: str, max_bytes: int) -> bytes:

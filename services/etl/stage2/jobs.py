@@ -45,6 +45,23 @@ class ClaimedJob:
 
 
 @dataclass(frozen=True, slots=True)
+class Stage2Details:
+    # JSON text of [{class, confidence, bbox: {x, y, width, height}}, ...].
+    detections_json: str | None = None
+    model_version: str | None = None
+    request_id: str | None = None
+    image_width: int | None = None
+    image_height: int | None = None
+    telegram_message_id: int | None = None
+    # Sources whose Stage 1 cannot know these (n8n) set them here; None keeps Stage 1's.
+    captured_at: datetime | None = None
+    device_id: str | None = None
+    camera_id: str | None = None
+    location: str | None = None
+    camera_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Stage2Result:
     has_smoke: bool
     has_fire: bool
@@ -53,6 +70,8 @@ class Stage2Result:
     confidence: float | None
     telegram_sent: bool
     image: StoredImage | None
+    # What operators need beyond the summary (migration 0005); None = the source lacks it.
+    details: Stage2Details = field(default_factory=lambda: Stage2Details())
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +180,7 @@ async def complete_job(
     """
     now = datetime.now(UTC)
     image = result.image
+    details = result.details
     event = Stage2Complete(
         execution_id=job.execution_id,
         processing_time_ms=round(processing_time_ms, 3),
@@ -190,6 +210,18 @@ async def complete_job(
         RoutingKey.STAGE2_COMPLETE.value,
         encode(event).decode(),
         OUTBOX_CHANNEL,
+        details.detections_json,
+        details.model_version,
+        details.request_id,
+        details.image_width,
+        details.image_height,
+        details.telegram_message_id,
+        details.captured_at,
+        details.device_id,
+        details.camera_id,
+        details.location,
+        details.camera_type,
+        image.webp_path if image else None,
     )
     return None if completed is None else event
 

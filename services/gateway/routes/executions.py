@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from services.gateway import queries
 from services.gateway.auth import require_viewer
 from services.gateway.deps import Pool, Settings
-from shared.contracts import AlertLevel, ExecutionSummary, ProcessingStage
+from shared.contracts import AlertLevel, ExecutionDetail, ExecutionSummary, ProcessingStage
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api", tags=["executions"], dependencies=[Depends(require_viewer)])
@@ -93,7 +93,9 @@ async def list_executions(
 
 
 @router.get("/executions/{execution_id}", responses={404: {"description": "no such execution"}})
-async def get_execution(execution_id: ExecutionIdParam, pool: Pool) -> ExecutionSummary:
+async def get_execution(execution_id: ExecutionIdParam, pool: Pool) -> ExecutionDetail:
+    """The summary plus every detection (class, confidence, bbox in original-image
+    pixels), model, request id, image size, Telegram message id, source status."""
     execution = await queries.get_execution(pool, execution_id)
     if execution is None:
         raise _not_found(execution_id)
