@@ -19,7 +19,8 @@ from services.gateway.consumer import start_consumer
 from services.gateway.deps import Resources
 from services.gateway.hub import Hub, send_heartbeats
 from services.gateway.metrics import build_registry
-from services.gateway.routes import events, executions, health
+from services.gateway.routes import events, executions, export, health, stats
+from services.gateway.stats import compact_periodically
 from services.gateway.stream import end_streams_at_server_exit
 from shared.bus import Bus
 from shared.db import create_pool, migrate_when_reachable
@@ -50,6 +51,7 @@ def _lifespan(resources: Resources) -> Callable[[FastAPI], AbstractAsyncContextM
             background += [
                 asyncio.create_task(send_heartbeats(resources.hub, settings.heartbeat_interval_s)),
                 asyncio.create_task(end_streams_at_server_exit(resources.hub)),
+                asyncio.create_task(compact_periodically(resources.pool)),
             ]
             for hook in resources.after_startup:
                 hook()
@@ -113,6 +115,8 @@ def create_app(settings: GatewaySettings, *, static_dir: Path = STATIC_DIR) -> F
     app.include_router(health.router)
     app.include_router(events.router)
     app.include_router(executions.router)
+    app.include_router(stats.router)
+    app.include_router(export.router)
 
     @app.get("/", include_in_schema=False, dependencies=[Depends(public)])
     async def dashboard() -> FileResponse:

@@ -38,14 +38,19 @@ def decode_cursor(cursor: str) -> int:
 @dataclass(frozen=True, slots=True)
 class ExecutionFilter:
     has_smoke: bool | None = None
-    alert_level: AlertLevel | None = None
+    alert_levels: tuple[AlertLevel, ...] = ()  # any of these; empty = no condition
     camera: str | None = None
+    location: str | None = None
     since: datetime | None = None  # started_at >= since
     until: datetime | None = None  # started_at < until
     processing_stage: ProcessingStage | None = None
 
-    def where(self, args: list[Any]) -> list[str]:
-        """SQL conditions (alias e), appending their parameters to `args`."""
+    def where(self, args: list[Any], *, times: bool = True) -> list[str]:
+        """SQL conditions (alias e), appending their parameters to `args`.
+
+        `times=False` leaves out since/until: the statistics roll-ups share every other
+        column name with `executions` and apply the time range themselves.
+        """
         conditions: list[str] = []
 
         def add(sql: str, value: Any) -> None:
@@ -54,13 +59,17 @@ class ExecutionFilter:
 
         if self.has_smoke is not None:
             add("e.has_smoke = {}", self.has_smoke)
-        if self.alert_level is not None:
-            add("e.alert_level = {}", self.alert_level)
+        if len(self.alert_levels) == 1:
+            add("e.alert_level = {}", self.alert_levels[0])
+        elif self.alert_levels:
+            add("e.alert_level = ANY({}::text[])", list(self.alert_levels))
         if self.camera is not None:
             add("e.camera_id = {}", self.camera)
-        if self.since is not None:
+        if self.location is not None:
+            add("e.location = {}", self.location)
+        if times and self.since is not None:
             add("e.started_at >= {}", self.since)
-        if self.until is not None:
+        if times and self.until is not None:
             add("e.started_at < {}", self.until)
         if self.processing_stage is not None:
             add("e.processing_stage = {}", self.processing_stage)

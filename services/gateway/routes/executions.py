@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi import Path as PathParam
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from services.gateway import queries
 from services.gateway.auth import require_viewer
 from services.gateway.deps import Pool, Settings
-from shared.contracts import AlertLevel, ExecutionDetail, ExecutionSummary, ProcessingStage
+from services.gateway.filters import FilterDep, query_error
+from shared.contracts import ExecutionDetail, ExecutionSummary
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api", tags=["executions"], dependencies=[Depends(require_viewer)])
@@ -34,21 +33,6 @@ class CameraList(BaseModel):
 
 # BIGINT range: anything else can name no execution (and would overflow the driver).
 ExecutionIdParam = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
-# Text PostgreSQL can compare (no NUL bytes).
-CameraParam = Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
-
-
-def _query_error(name: str, message: str, value: object) -> RequestValidationError:
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ("query", name), "msg": message, "input": value}]
-    )
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    # An ISO-8601 time without an offset is taken as UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 def _not_found(execution_id: int) -> HTTPException:
@@ -59,35 +43,19 @@ def _not_found(execution_id: int) -> HTTPException:
 async def list_executions(
     pool: Pool,
     settings: Settings,
+    filters: FilterDep,
     limit: Annotated[int, Query(ge=1)] = 50,
     cursor: str | None = None,
-    has_smoke: bool | None = None,
-    alert_level: AlertLevel | None = None,
-    camera: CameraParam = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    processing_stage: ProcessingStage | None = None,
 ) -> ExecutionPage:
     """Newest first (by id), keyset-paginated: pass `next_cursor` back as `cursor`."""
     if limit > settings.api_max_page_size:
-        raise _query_error("limit", f"limit must be at most {settings.api_max_page_size}", limit)
+        raise query_error("limit", f"limit must be at most {settings.api_max_page_size}", limit)
     before_id = None
     if cursor:
         try:
             before_id = queries.decode_cursor(cursor)
         except queries.CursorError as exc:
-            raise _query_error("cursor", str(exc), cursor) from None
-    since, until = _as_utc(since), _as_utc(until)
-    if since is not None and until is not None and since >= until:
-        raise _query_error("until", "until must be later than since", until.isoformat())
-    filters = queries.ExecutionFilter(
-        has_smoke=has_smoke,
-        alert_level=alert_level,
-        camera=camera,
-        since=since,
-        until=until,
-        processing_stage=processing_stage,
-    )
+            raise query_error("cursor", str(exc), cursor) from None
     page = await queries.list_executions(pool, filters, limit=limit, before_id=before_id)
     return ExecutionPage(items=page.items, next_cursor=page.next_cursor)
 

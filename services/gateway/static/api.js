@@ -46,7 +46,7 @@ export function describeError(error) {
     if (pattern.test(error.detail)) return t(key);
   }
   if (error.status === 400 || error.status === 422) {
-    const names = error.problems.map((problem) => problem.loc?.at(-1)).filter(Boolean);
+    const names = error.problems.map((problem) => problem.loc?.[1]).filter(Boolean);
     return names.length > 0
       ? t("errors.invalid_params", { names: names.join(", ") })
       : t("errors.invalid");
