@@ -57,6 +57,15 @@ class ExecutionSummary(Contract):
     # Migration 0005; null for sources (or old rows) that lack them.
     captured_at: datetime | None = None
     device_id: str | None = None
+    # Operator triage (migration 0020): the current mark and acknowledgement.
+    false_positive: bool = False
+    false_positive_reason: str | None = None
+    false_positive_by: str | None = None
+    false_positive_at: datetime | None = None
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    # Counts triage changes; a higher revision is newer knowledge of the fields above.
+    triage_revision: Count = 0
 
 
 class BoundingBox(Contract):
@@ -128,13 +137,51 @@ class Stage2Failed(Contract):
     timestamp: datetime
 
 
-BusMessage = ExecutionBatch | Stage2Complete | Stage2Failed
+TriageAction = Literal["mark_false_positive", "unmark_false_positive", "acknowledge"]
+TRIAGE_ACTIONS: tuple[TriageAction, ...] = (
+    "mark_false_positive",
+    "unmark_false_positive",
+    "acknowledge",
+)
+# Bulk requests (and so one `execution.updated` message) cover at most this many.
+MAX_BULK_EXECUTIONS = 500
+
+
+class TriageState(Contract):
+    """An execution's operator state after a change (the columns of migration 0020)."""
+
+    execution_id: ExecutionId
+    false_positive: bool
+    false_positive_reason: str | None = None
+    false_positive_by: str | None = None
+    false_positive_at: datetime | None = None
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    triage_revision: Count
+
+
+class ExecutionUpdated(Contract):
+    """`execution.updated` → SSE `execution:updated`: one operator action on executions.
+
+    Written to the outbox in the transaction that changes the rows, so it has
+    the same delivery, replay and resume guarantees as the Stage 2 events.
+    """
+
+    action: TriageAction
+    actor: Annotated[str, Field(min_length=1)]
+    reason: str | None = None
+    executions: Annotated[list[TriageState], Field(min_length=1, max_length=MAX_BULK_EXECUTIONS)]
+    timestamp: datetime
+
+
+BusMessage = ExecutionBatch | Stage2Complete | Stage2Failed | ExecutionUpdated
 
 
 class RoutingKey(StrEnum):
     EXECUTIONS_NEW = "executions.new"
     STAGE2_COMPLETE = "stage2.complete"
     STAGE2_FAILED = "stage2.failed"
+    EXECUTION_UPDATED = "execution.updated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +198,7 @@ EVENTS: dict[RoutingKey, EventSpec] = {
         EventSpec(RoutingKey.EXECUTIONS_NEW, "execution:batch", ExecutionBatch),
         EventSpec(RoutingKey.STAGE2_COMPLETE, "etl:stage2:complete", Stage2Complete),
         EventSpec(RoutingKey.STAGE2_FAILED, "etl:stage2:failed", Stage2Failed),
+        EventSpec(RoutingKey.EXECUTION_UPDATED, "execution:updated", ExecutionUpdated),
     )
 }
 ROUTING_KEY_BY_MODEL: dict[type[BusMessage], RoutingKey] = {

@@ -17,7 +17,9 @@ SUMMARY_COLUMNS = """
     e.alert_level, e.detection_count, e.confidence,
     (e.image_path IS NOT NULL) AS has_image,
     e.telegram_sent, e.extracted_at, e.stage2_error, e.retry_count,
-    e.captured_at, e.device_id
+    e.captured_at, e.device_id,
+    e.false_positive, e.false_positive_reason, e.false_positive_by, e.false_positive_at,
+    e.acknowledged_by, e.acknowledged_at, e.triage_revision
 """
 
 # SUMMARY_COLUMNS plus what the detail view needs (migration 0005).

@@ -10,10 +10,10 @@ from services.etl.errors import DB_ERRORS
 from services.etl.outbox.listener import NotifyListener
 from services.etl.outbox.relay import OutboxRelay, RelayConfig
 from services.etl.stage2.images import reuse_image_memory
-from services.etl.stage2.jobs import OUTBOX_CHANNEL
 from services.etl.stage2.worker import Stage2Worker, WorkerConfig
 from shared.bus import Bus
 from shared.db import STAGE2_CHANNEL, create_pool, migrate_when_reachable
+from shared.outbox import OUTBOX_CHANNEL
 from shared.settings import EtlSettings
 
 log = logging.getLogger(__name__)

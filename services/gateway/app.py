@@ -19,7 +19,7 @@ from services.gateway.consumer import start_consumer
 from services.gateway.deps import Resources
 from services.gateway.hub import Hub, send_heartbeats
 from services.gateway.metrics import build_registry
-from services.gateway.routes import events, executions, export, health, stats
+from services.gateway.routes import events, executions, export, health, stats, triage
 from services.gateway.stats import compact_periodically
 from services.gateway.stream import end_streams_at_server_exit
 from shared.bus import Bus
@@ -106,14 +106,15 @@ def create_app(settings: GatewaySettings, *, static_dir: Path = STATIC_DIR) -> F
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET"],
-            allow_headers=["Authorization", "Last-Event-ID"],
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
     app.add_exception_handler(ConnectionError, _database_unavailable)
     app.add_exception_handler(asyncpg.PostgresConnectionError, _database_unavailable)
     app.add_exception_handler(asyncpg.InterfaceError, _database_unavailable)
     app.include_router(health.router)
     app.include_router(events.router)
+    app.include_router(triage.router)  # before executions: /executions/bulk/… routes
     app.include_router(executions.router)
     app.include_router(stats.router)
     app.include_router(export.router)

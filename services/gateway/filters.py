@@ -42,6 +42,9 @@ def execution_filter(
     since: datetime | None = None,
     until: datetime | None = None,
     processing_stage: ProcessingStage | None = None,
+    false_positive: Annotated[
+        bool | None, Query(description="true: only false positives; false: hide them")
+    ] = None,
 ) -> ExecutionFilter:
     since, until = as_utc(since), as_utc(until)
     if since is not None and until is not None and since >= until:
@@ -54,6 +57,7 @@ def execution_filter(
         since=since,
         until=until,
         processing_stage=processing_stage,
+        false_positive=false_positive,
     )
 
 

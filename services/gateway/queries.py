@@ -44,6 +44,7 @@ class ExecutionFilter:
     since: datetime | None = None  # started_at >= since
     until: datetime | None = None  # started_at < until
     processing_stage: ProcessingStage | None = None
+    false_positive: bool | None = None  # True: only false positives; False: hide them
 
     def where(self, args: list[Any], *, times: bool = True) -> list[str]:
         """SQL conditions (alias e), appending their parameters to `args`.
@@ -73,6 +74,10 @@ class ExecutionFilter:
             add("e.started_at < {}", self.until)
         if self.processing_stage is not None:
             add("e.processing_stage = {}", self.processing_stage)
+        if self.false_positive is True:
+            conditions.append("e.false_positive")  # executions_false_positive_idx
+        elif self.false_positive is False:
+            conditions.append("NOT e.false_positive")
         return conditions
 
 
@@ -139,3 +144,50 @@ async def list_cameras(pool: asyncpg.Pool) -> list[str]:
         """
     )
     return [row["camera_id"] for row in rows]
+
+
+# A camera's frames in time order, keyset on (started_at, id) from an anchor
+# execution: executions_camera_time_idx makes a step O(limit).
+_SEQUENCE_SQL = {
+    "next": f"""
+        SELECT {SUMMARY_COLUMNS}
+        FROM executions a JOIN executions e
+          ON e.camera_id = a.camera_id AND (e.started_at, e.id) > (a.started_at, a.id)
+        WHERE a.id = $1 ORDER BY e.started_at, e.id LIMIT $2""",
+    "previous": f"""
+        SELECT {SUMMARY_COLUMNS}
+        FROM executions a JOIN executions e
+          ON e.camera_id = a.camera_id AND (e.started_at, e.id) < (a.started_at, a.id)
+        WHERE a.id = $1 ORDER BY e.started_at DESC, e.id DESC LIMIT $2""",
+}
+
+
+async def camera_sequence(
+    pool: asyncpg.Pool, anchor_id: int, direction: str, limit: int
+) -> tuple[list[ExecutionSummary], bool]:
+    """Up to `limit` frames of the anchor's camera after (or before) it, nearest first.
+
+    The second value tells whether more frames follow in that direction.
+    """
+    rows = await pool.fetch(_SEQUENCE_SQL[direction], anchor_id, limit + 1)
+    items = [summary_from_row(dict(row.items())) for row in rows[:limit]]
+    return items, len(rows) > limit
+
+
+async def open_alerts(
+    pool: asyncpg.Pool, since: datetime | None, limit: int
+) -> list[ExecutionSummary]:
+    """Unacknowledged high/critical results that are not false positives, newest first."""
+    rows = await pool.fetch(
+        f"""SELECT {SUMMARY_COLUMNS} FROM executions e
+            WHERE e.alert_level IN ('high', 'critical') AND e.acknowledged_at IS NULL
+              AND NOT e.false_positive AND ($1::timestamptz IS NULL OR e.started_at >= $1)
+            ORDER BY e.id DESC LIMIT $2""",
+        since,
+        limit,
+    )
+    return [summary_from_row(dict(row.items())) for row in rows]
+
+
+async def execution_exists(pool: asyncpg.Pool, execution_id: int) -> bool:
+    return bool(await pool.fetchval("SELECT 1 FROM executions WHERE id = $1", execution_id))

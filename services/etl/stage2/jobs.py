@@ -24,9 +24,8 @@ from shared.contracts import (
     Stage2Failed,
     encode,
 )
+from shared.outbox import OUTBOX_CHANNEL
 
-# Relays LISTEN here; NOTIFY is delivered at commit, together with the outbox row.
-OUTBOX_CHANNEL = "outbox_events"
 MAX_ERROR_CHARS = 1000
 
 # A connection of its own or one borrowed from a pool.

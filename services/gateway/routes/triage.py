@@ -1,0 +1,278 @@
+"""Operator triage: false-positive marks, alert acknowledgement, audit, open alerts,
+a camera's frame sequence and an execution's detection boxes."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from services.gateway import queries, triage
+from services.gateway.deps import Pool, require_token
+from shared.contracts import MAX_BULK_EXECUTIONS, ExecutionSummary, TriageState
+
+router = APIRouter(prefix="/api", tags=["triage"], dependencies=[Depends(require_token)])
+
+ExecutionIdParam = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
+ExecutionIdItem = Annotated[int, Field(ge=1, le=2**63 - 1)]
+# Free text PostgreSQL can store (no NUL bytes), trimmed.
+Actor = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00]+$"),
+]
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=2000, pattern=r"^[^\x00]*$")
+]
+
+
+def signed_in_user(request: Request) -> str | None:
+    """The signed-in principal's name, once the gateway authenticates users.
+
+    Until then there is none, and the name the operator typed (`actor`) is used.
+    """
+    user = getattr(request.state, "user", None)
+    name = getattr(user, "name", None) or getattr(user, "subject", None)
+    return str(name) if name else None
+
+
+SignedInUser = Annotated[str | None, Depends(signed_in_user)]
+
+
+def _who(signed_in: str | None, given: str | None) -> str:
+    if signed_in:
+        return signed_in  # a signed-in user cannot act under another name
+    if not given:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "actor is required: send your name as 'actor' (no user is signed in)",
+        )
+    return given
+
+
+class FalsePositiveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    false_positive: bool = True
+    reason: Reason | None = None
+    actor: Actor | None = None
+
+
+class BulkFalsePositiveRequest(FalsePositiveRequest):
+    execution_ids: Annotated[
+        list[ExecutionIdItem], Field(min_length=1, max_length=MAX_BULK_EXECUTIONS)
+    ]
+
+
+class AcknowledgeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    actor: Actor | None = None
+
+
+class BulkAcknowledgeRequest(AcknowledgeRequest):
+    execution_ids: Annotated[
+        list[ExecutionIdItem], Field(min_length=1, max_length=MAX_BULK_EXECUTIONS)
+    ]
+
+
+class TriageResult(BaseModel):
+    updated: list[TriageState]
+    not_found: list[int]
+    unchanged: list[int]
+
+
+class AuditEntryOut(BaseModel):
+    action: str
+    actor: str
+    reason: str | None
+    at: datetime
+
+
+class AuditTrail(BaseModel):
+    execution_id: int
+    entries: list[AuditEntryOut]
+
+
+class SequencePage(BaseModel):
+    items: list[ExecutionSummary]
+    # Pass the last item's id as the anchor to continue; None: no more frames.
+    next_anchor: int | None
+
+
+class AlertList(BaseModel):
+    items: list[ExecutionSummary]
+
+
+class Box(BaseModel):
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+class Detection(BaseModel):
+    class_: str = Field(alias="class")
+    confidence: float
+    bbox: Box
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class Detections(BaseModel):
+    execution_id: int
+    image_width: int | None
+    image_height: int | None
+    detections: list[Detection]
+
+
+def _result(outcome: triage.TriageOutcome) -> TriageResult:
+    return TriageResult(
+        updated=outcome.changed, not_found=outcome.not_found, unchanged=outcome.unchanged
+    )
+
+
+def _not_found(execution_id: int) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"execution {execution_id} not found")
+
+
+# Declared before /executions/{execution_id}/…, so "bulk" is never read as an id.
+@router.post("/executions/bulk/false-positive")
+async def bulk_false_positive(
+    body: BulkFalsePositiveRequest, pool: Pool, user: SignedInUser
+) -> TriageResult:
+    """Mark or unmark up to 500 executions; unknown ids are listed in `not_found`."""
+    outcome = await triage.set_false_positive(
+        pool,
+        body.execution_ids,
+        mark=body.false_positive,
+        actor=_who(user, body.actor),
+        reason=body.reason or None,
+    )
+    return _result(outcome)
+
+
+@router.post("/executions/bulk/acknowledge")
+async def bulk_acknowledge(
+    body: BulkAcknowledgeRequest, pool: Pool, user: SignedInUser
+) -> TriageResult:
+    outcome = await triage.acknowledge(pool, body.execution_ids, actor=_who(user, body.actor))
+    return _result(outcome)
+
+
+@router.post(
+    "/executions/{execution_id}/false-positive",
+    responses={404: {"description": "no such execution"}},
+)
+async def mark_false_positive(
+    execution_id: ExecutionIdParam, body: FalsePositiveRequest, pool: Pool, user: SignedInUser
+) -> TriageState:
+    """Mark (`false_positive: true`, the default) or unmark one execution."""
+    outcome = await triage.set_false_positive(
+        pool,
+        [execution_id],
+        mark=body.false_positive,
+        actor=_who(user, body.actor),
+        reason=body.reason or None,
+    )
+    if not outcome.changed:
+        raise _not_found(execution_id)
+    return outcome.changed[0]
+
+
+@router.post(
+    "/executions/{execution_id}/acknowledge",
+    responses={404: {"description": "no such execution"}},
+)
+async def acknowledge_alert(
+    execution_id: ExecutionIdParam, body: AcknowledgeRequest, pool: Pool, user: SignedInUser
+) -> TriageResult:
+    outcome = await triage.acknowledge(pool, [execution_id], actor=_who(user, body.actor))
+    if outcome.not_found:
+        raise _not_found(execution_id)
+    return _result(outcome)
+
+
+@router.get(
+    "/executions/{execution_id}/audit", responses={404: {"description": "no such execution"}}
+)
+async def get_audit_trail(
+    execution_id: ExecutionIdParam,
+    pool: Pool,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> AuditTrail:
+    entries = await triage.audit_trail(pool, execution_id, limit)
+    if not entries and not await queries.execution_exists(pool, execution_id):
+        raise _not_found(execution_id)
+    return AuditTrail(
+        execution_id=execution_id,
+        entries=[
+            AuditEntryOut(action=e.action, actor=e.actor, reason=e.reason, at=e.at) for e in entries
+        ],
+    )
+
+
+@router.get(
+    "/executions/{execution_id}/sequence", responses={404: {"description": "no such execution"}}
+)
+async def get_sequence(
+    execution_id: ExecutionIdParam,
+    pool: Pool,
+    direction: Literal["next", "previous"] = "next",
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> SequencePage:
+    """The same camera's frames after (`next`) or before (`previous`) this one, by time.
+
+    Nearest first; keyset-paginated: pass `next_anchor` as the id to go on.
+    """
+    items, more = await queries.camera_sequence(pool, execution_id, direction, limit)
+    if not items and not await queries.execution_exists(pool, execution_id):
+        raise _not_found(execution_id)
+    return SequencePage(items=items, next_anchor=items[-1].id if more else None)
+
+
+@router.get("/alerts")
+async def list_open_alerts(
+    pool: Pool,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> AlertList:
+    """High/critical results not yet acknowledged nor marked false positive, newest first."""
+    return AlertList(items=await queries.open_alerts(pool, since, limit))
+
+
+@router.get(
+    "/executions/{execution_id}/detections", responses={404: {"description": "no such execution"}}
+)
+async def get_detections(execution_id: ExecutionIdParam, pool: Pool) -> Detections:
+    """Where the model saw smoke or fire: boxes in image pixels, and the image size."""
+    row = await pool.fetchrow(
+        """SELECT e.id,
+                  (r.payload::jsonb) -> 'inference' AS inference
+           FROM executions e LEFT JOIN execution_raw r ON r.execution_id = e.id
+           WHERE e.id = $1""",
+        execution_id,
+    )
+    if row is None:
+        raise _not_found(execution_id)
+    inference: dict[str, Any] = json.loads(row["inference"]) if row["inference"] else {}
+    raw = inference.get("detections") if isinstance(inference, dict) else None
+    detections = []
+    for item in raw if isinstance(raw, list) else []:
+        try:
+            detections.append(Detection.model_validate(item))
+        except ValueError:
+            continue  # Stage 2 reports malformed raw data; the boxes show what is valid
+    return Detections(
+        execution_id=execution_id,
+        image_width=_int_or_none(inference.get("image_width")),
+        image_height=_int_or_none(inference.get("image_height")),
+        detections=detections,
+    )
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
