@@ -11,10 +11,12 @@ from shared.contracts import (
     ContractError,
     ExecutionBatch,
     ExecutionSummary,
+    ExecutionUpdated,
     ExtractedData,
     RoutingKey,
     Stage2Complete,
     Stage2Failed,
+    TriageState,
     decode,
     encode,
 )
@@ -67,6 +69,22 @@ def complete() -> Stage2Complete:
         ExecutionBatch(executions=[summary(), summary(id=201, alert_level=None)], timestamp=NOW),
         complete(),
         Stage2Failed(execution_id=7, error="image is not a JPEG", retry_count=2, timestamp=NOW),
+        ExecutionUpdated(
+            action="mark_false_positive",
+            actor="ana",
+            reason="fog",
+            executions=[
+                TriageState(
+                    execution_id=7,
+                    false_positive=True,
+                    false_positive_reason="fog",
+                    false_positive_by="ana",
+                    false_positive_at=NOW,
+                    triage_revision=1,
+                )
+            ],
+            timestamp=NOW,
+        ),
     ],
 )
 def test_round_trip_through_the_bus_encoding(message) -> None:
@@ -102,6 +120,7 @@ def test_routing_keys_map_to_the_sse_event_names() -> None:
         "executions.new": "execution:batch",
         "stage2.complete": "etl:stage2:complete",
         "stage2.failed": "etl:stage2:failed",
+        "execution.updated": "execution:updated",
     }
 
 
