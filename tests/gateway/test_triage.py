@@ -14,10 +14,10 @@ import asyncpg
 import httpx
 import pytest
 
-from services.etl.outbox import OutboxRelay, RelayConfig
+from services.etl.outbox.relay import OutboxRelay, RelayConfig
 from shared.bus import Bus
 from shared.contracts import SCHEMA_VERSION, ExecutionUpdated, RoutingKey, decode
-from tests.gateway.conftest import SseConnector
+from tests.gateway.conftest import GatewayFactory, SseConnector
 from tests.gateway.test_rest import T0, completed, insert_execution
 
 
@@ -328,3 +328,20 @@ async def test_a_mark_reaches_sse_clients_through_the_outbox_and_replays_on_resu
     resumed = await sse.connect(last_event_id=event.id)
     replayed, replayed_data = await resumed.next_json()
     assert replayed.event == "execution:updated" and replayed_data == acked
+
+
+async def test_with_the_shared_token_the_typed_name_is_recorded_else_the_token_holder(
+    gateway_factory: GatewayFactory, db_pool: asyncpg.Pool
+) -> None:
+    await insert_execution(db_pool, 1, **completed())
+    gateway = await gateway_factory(gateway_token="s3cret")
+    async with httpx.AsyncClient(base_url=gateway.base_url) as client:
+        path = "/api/executions/1/false-positive"
+        assert (await client.post(path, json={"actor": "ana"})).status_code == 401
+        auth = {"Authorization": "Bearer s3cret"}
+        ok(await client.post(path, json={"actor": "ana"}, headers=auth))
+        ok(await client.post(path, json={"false_positive": False}, headers=auth))
+    assert [(a[2], a[1]) for a in await audit(db_pool)] == [
+        ("ana", "mark_false_positive"),
+        ("shared-token", "unmark_false_positive"),
+    ]

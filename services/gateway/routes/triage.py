@@ -7,15 +7,17 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.gateway import queries, triage
-from services.gateway.deps import Pool, require_token
+from services.gateway.auth import OperatorDep, Principal, require_viewer
+from services.gateway.deps import Pool
 from shared.contracts import MAX_BULK_EXECUTIONS, ExecutionSummary, TriageState
 
-router = APIRouter(prefix="/api", tags=["triage"], dependencies=[Depends(require_token)])
+# Reading needs the viewer role; every change needs an operator (OperatorDep below).
+router = APIRouter(prefix="/api", tags=["triage"], dependencies=[Depends(require_viewer)])
 
 ExecutionIdParam = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 ExecutionIdItem = Annotated[int, Field(ge=1, le=2**63 - 1)]
@@ -29,28 +31,22 @@ Reason = Annotated[
 ]
 
 
-def signed_in_user(request: Request) -> str | None:
-    """The signed-in principal's name, once the gateway authenticates users.
-
-    Until then there is none, and the name the operator typed (`actor`) is used.
-    """
-    user = getattr(request.state, "user", None)
-    name = getattr(user, "name", None) or getattr(user, "subject", None)
-    return str(name) if name else None
+# Credentials that do not name a person: the typed name is recorded instead.
+_SHARED_IDENTITIES = frozenset({"anonymous", "token"})
 
 
-SignedInUser = Annotated[str | None, Depends(signed_in_user)]
-
-
-def _who(signed_in: str | None, given: str | None) -> str:
-    if signed_in:
-        return signed_in  # a signed-in user cannot act under another name
-    if not given:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            "actor is required: send your name as 'actor' (no user is signed in)",
-        )
-    return given
+def _who(user: Principal, given: str | None) -> str:
+    """The name for the audit trail: the signed-in user; else the name the operator typed."""
+    if user.via not in _SHARED_IDENTITIES:
+        return user.name  # a signed-in user cannot act under another name
+    if given:
+        return given
+    if user.via == "token":
+        return user.name  # the shared token's holder, unnamed
+    raise HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        "actor is required: send your name as 'actor' (no user is signed in)",
+    )
 
 
 class FalsePositiveRequest(BaseModel):
@@ -142,7 +138,7 @@ def _not_found(execution_id: int) -> HTTPException:
 # Declared before /executions/{execution_id}/…, so "bulk" is never read as an id.
 @router.post("/executions/bulk/false-positive")
 async def bulk_false_positive(
-    body: BulkFalsePositiveRequest, pool: Pool, user: SignedInUser
+    body: BulkFalsePositiveRequest, pool: Pool, user: OperatorDep
 ) -> TriageResult:
     """Mark or unmark up to 500 executions; unknown ids are listed in `not_found`."""
     outcome = await triage.set_false_positive(
@@ -157,7 +153,7 @@ async def bulk_false_positive(
 
 @router.post("/executions/bulk/acknowledge")
 async def bulk_acknowledge(
-    body: BulkAcknowledgeRequest, pool: Pool, user: SignedInUser
+    body: BulkAcknowledgeRequest, pool: Pool, user: OperatorDep
 ) -> TriageResult:
     outcome = await triage.acknowledge(pool, body.execution_ids, actor=_who(user, body.actor))
     return _result(outcome)
@@ -168,7 +164,7 @@ async def bulk_acknowledge(
     responses={404: {"description": "no such execution"}},
 )
 async def mark_false_positive(
-    execution_id: ExecutionIdParam, body: FalsePositiveRequest, pool: Pool, user: SignedInUser
+    execution_id: ExecutionIdParam, body: FalsePositiveRequest, pool: Pool, user: OperatorDep
 ) -> TriageState:
     """Mark (`false_positive: true`, the default) or unmark one execution."""
     outcome = await triage.set_false_positive(
@@ -188,7 +184,7 @@ async def mark_false_positive(
     responses={404: {"description": "no such execution"}},
 )
 async def acknowledge_alert(
-    execution_id: ExecutionIdParam, body: AcknowledgeRequest, pool: Pool, user: SignedInUser
+    execution_id: ExecutionIdParam, body: AcknowledgeRequest, pool: Pool, user: OperatorDep
 ) -> TriageResult:
     outcome = await triage.acknowledge(pool, [execution_id], actor=_who(user, body.actor))
     if outcome.not_found:
