@@ -5,7 +5,6 @@ the camera sequence, open alerts and detection boxes."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -263,39 +262,6 @@ async def test_sequence_walks_one_camera_in_time_order_keyset_paginated(
         )
         await conn.execute("RESET enable_seqscan")
     assert "executions_camera_time_idx" in plan, plan
-
-
-async def test_detections_come_from_the_stored_raw_result(
-    http: httpx.AsyncClient, db_pool: asyncpg.Pool
-) -> None:
-    await insert_execution(db_pool, 1, **completed(has_smoke=True, alert_level="high"))
-    raw = {
-        "inference": {
-            "image_width": 640,
-            "image_height": 480,
-            "detections": [
-                {
-                    "class": "smoke",
-                    "confidence": 0.9,
-                    "bbox": {"x": 10, "y": 20, "width": 30, "height": 40},
-                },
-                {"class": "smoke", "confidence": "high"},  # malformed: left out
-            ],
-        }
-    }
-    await db_pool.execute(
-        "INSERT INTO execution_raw (execution_id, payload) VALUES (1, $1)", json.dumps(raw)
-    )
-    body = ok(await http.get("/api/executions/1/detections"))
-    assert body["image_width"] == 640 and body["image_height"] == 480
-    assert body["detections"] == [
-        {
-            "class": "smoke",
-            "confidence": 0.9,
-            "bbox": {"x": 10.0, "y": 20.0, "width": 30.0, "height": 40.0},
-        }
-    ]
-    assert (await http.get("/api/executions/2/detections")).status_code == 404
 
 
 @pytest.fixture

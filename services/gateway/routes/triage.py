@@ -1,11 +1,10 @@
-"""Operator triage: false-positive marks, alert acknowledgement, audit, open alerts,
-a camera's frame sequence and an execution's detection boxes."""
+"""Operator triage: false-positive marks, alert acknowledgement, audit, open alerts and
+a camera's frame sequence. (Detection boxes come with `GET /api/executions/{id}`.)"""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi import Path as PathParam
@@ -101,28 +100,6 @@ class SequencePage(BaseModel):
 
 class AlertList(BaseModel):
     items: list[ExecutionSummary]
-
-
-class Box(BaseModel):
-    x: float
-    y: float
-    width: float
-    height: float
-
-
-class Detection(BaseModel):
-    class_: str = Field(alias="class")
-    confidence: float
-    bbox: Box
-
-    model_config = ConfigDict(populate_by_name=True)
-
-
-class Detections(BaseModel):
-    execution_id: int
-    image_width: int | None
-    image_height: int | None
-    detections: list[Detection]
 
 
 def _result(outcome: triage.TriageOutcome) -> TriageResult:
@@ -238,37 +215,3 @@ async def list_open_alerts(
 ) -> AlertList:
     """High/critical results not yet acknowledged nor marked false positive, newest first."""
     return AlertList(items=await queries.open_alerts(pool, since, limit))
-
-
-@router.get(
-    "/executions/{execution_id}/detections", responses={404: {"description": "no such execution"}}
-)
-async def get_detections(execution_id: ExecutionIdParam, pool: Pool) -> Detections:
-    """Where the model saw smoke or fire: boxes in image pixels, and the image size."""
-    row = await pool.fetchrow(
-        """SELECT e.id,
-                  (r.payload::jsonb) -> 'inference' AS inference
-           FROM executions e LEFT JOIN execution_raw r ON r.execution_id = e.id
-           WHERE e.id = $1""",
-        execution_id,
-    )
-    if row is None:
-        raise _not_found(execution_id)
-    inference: dict[str, Any] = json.loads(row["inference"]) if row["inference"] else {}
-    raw = inference.get("detections") if isinstance(inference, dict) else None
-    detections = []
-    for item in raw if isinstance(raw, list) else []:
-        try:
-            detections.append(Detection.model_validate(item))
-        except ValueError:
-            continue  # Stage 2 reports malformed raw data; the boxes show what is valid
-    return Detections(
-        execution_id=execution_id,
-        image_width=_int_or_none(inference.get("image_width")),
-        image_height=_int_or_none(inference.get("image_height")),
-        detections=detections,
-    )
-
-
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
