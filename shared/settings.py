@@ -56,6 +56,43 @@ class EtlSettings(CommonSettings):
     # Published outbox rows are deleted after this age, checked every interval.
     outbox_retention_s: float = Field(default=24 * 3600, ge=0)
     outbox_cleanup_interval_s: float = Field(default=300.0, gt=0)
+    # The WebP rendition's longest side (0 = no rendition).
+    etl_webp_max_px: int = Field(default=640, ge=0)
+    # -- n8n as the input source (docs/N8N.md). Unset URL = no n8n source.
+    n8n_database_url: str | None = None
+    # The workflow whose executions are read (SAI's id; any when unset).
+    n8n_workflow_id: str | None = None
+    # n8n's filesystem binary store (its N8N_BINARY_DATA_STORAGE_PATH), read-only.
+    n8n_binary_data_dir: Path | None = None
+    n8n_webhook_node: str = "Webhook"
+    n8n_metadata_node: str = "Metadata"
+    n8n_inference_node: str = "YOLO Inference"
+    n8n_telegram_node: str = "Telegram"
+    n8n_image_property: str = "image"
+    # The channel the trigger (`python -m services.etl n8n-trigger install`) notifies.
+    n8n_notify_channel: str = Field(default="smokesignal_n8n", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    # Catch-up: how often, how many ids per query, and how old an execution must
+    # be before the floor may pass it (its id is then surely committed).
+    n8n_catchup_interval_s: float = Field(default=10.0, gt=0)
+    n8n_catchup_batch: int = Field(default=200, ge=1, le=10_000)
+    n8n_catchup_settle_s: float = Field(default=60.0, ge=0)
+    # n8n's database unreachable: reconnect attempts back off up to this.
+    n8n_retry_max_s: float = Field(default=10.0, gt=0)
+    # HTTP ingest for producers other than n8n (0 = off) and its bearer token.
+    ingest_port: int = Field(default=0, ge=0, le=65535)
+    ingest_host: str = "127.0.0.1"
+    ingest_token: str | None = None
+    ingest_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+
+    @field_validator("n8n_database_url", "n8n_workflow_id", "ingest_token", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("n8n_binary_data_dir", mode="before")
+    @classmethod
+    def _empty_dir_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
 
 class PollerSettings(CommonSettings):

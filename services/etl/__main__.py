@@ -9,10 +9,12 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import uvloop
 
 from services.demo.generator import CAMERAS, GeneratorOptions, run_generator
 from services.etl.service import run_etl_service
+from services.etl.stage1 import n8n_trigger as n8n_trigger_sql
 from services.etl.stage1.ingest import ingest_files
 from shared.db import create_pool, migrate_when_reachable
 from shared.lifecycle import serve_metrics, stop_on_signals
@@ -48,6 +50,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     gen.add_argument(
         "--output-dir", type=Path, help="write execution-<id>.json files instead of ingesting"
     )
+    trigger = commands.add_parser(
+        "n8n-trigger", help="install/uninstall the NOTIFY trigger in n8n's database"
+    )
+    trigger.add_argument("action", choices=("install", "uninstall", "status"))
     args = parser.parse_args(argv)
     if args.command == "generate":
         if args.rate <= 0:
@@ -129,6 +135,27 @@ async def generate(settings: EtlSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def n8n_trigger(settings: EtlSettings, action: str) -> int:
+    """Install (idempotent), uninstall or report the trigger in N8N_DATABASE_URL's database."""
+    if settings.n8n_database_url is None:
+        print("error: N8N_DATABASE_URL is not set", file=sys.stderr)
+        return 2
+    conn = await asyncpg.connect(settings.n8n_database_url)
+    try:
+        if action == "install":
+            await n8n_trigger_sql.install(conn, settings.n8n_notify_channel)
+            print(f"trigger installed; NOTIFY channel {settings.n8n_notify_channel}")
+        elif action == "uninstall":
+            await n8n_trigger_sql.uninstall(conn)
+            print("trigger uninstalled")
+        else:
+            state = "installed" if await n8n_trigger_sql.installed(conn) else "not installed"
+            print(f"trigger {state}")
+    finally:
+        await conn.close()
+    return 0
+
+
 def run(main: Coroutine[Any, Any, int]) -> int:
     # uvloop: cheaper socket I/O for the relay's publishes and the workers' queries.
     return uvloop.run(main)
@@ -142,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         return run(worker(settings))
     if args.command == "ingest":
         return run(ingest(settings, args.files))
+    if args.command == "n8n-trigger":
+        return run(n8n_trigger(settings, args.action))
     return run(generate(settings, args))
 
 

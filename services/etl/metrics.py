@@ -43,3 +43,8 @@ OUTBOX_RELAY_ACTIVE = Gauge(
     "smokesignal_etl_outbox_relay_active",
     "1 while this process holds the relay lock and publishes, 0 on standby.",
 )
+
+N8N_SOURCE_UP = Gauge(
+    "smokesignal_etl_n8n_source_up",
+    "1 while the n8n source is connected to n8n's database (0: down or not configured).",
+)

@@ -17,6 +17,29 @@ SELECT id, $9 FROM inserted
 RETURNING execution_id
 """
 
+# An n8n execution: the row and n8n's run data (flatted, as n8n stored it).
+INSERT_N8N_EXECUTION = """
+WITH inserted AS (
+    INSERT INTO executions
+        (id, workflow_id, camera_id, location, camera_type, status, started_at, stopped_at,
+         device_id, source_status)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $6)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+)
+INSERT INTO execution_raw (execution_id, payload, source_format)
+SELECT id, $10, 'n8n' FROM inserted
+RETURNING execution_id
+"""
+
+RECORDED_IDS = "SELECT id FROM executions WHERE id = ANY($1::bigint[])"
+
+N8N_FLOOR = "SELECT floor_id FROM n8n_catchup WHERE source = $1"
+
+SET_N8N_FLOOR = """INSERT INTO n8n_catchup (source, floor_id) VALUES ($1, $2)
+ON CONFLICT (source) DO UPDATE
+SET floor_id = greatest(n8n_catchup.floor_id, EXCLUDED.floor_id), updated_at = now()"""
+
 INSERT_REJECTED = "INSERT INTO rejected_inputs (source, error, excerpt) VALUES ($1, $2, $3)"
 
 # -- Stage 2: the job queue --------------------------------------------------
@@ -33,8 +56,9 @@ CLAIM_JOBS = """
         SET status = 'processing', attempts = j.attempts + 1, locked_by = $2,
             locked_until = now() + make_interval(secs => $3), updated_at = now()
         FROM due LEFT JOIN execution_raw r ON r.execution_id = due.execution_id
+                 LEFT JOIN executions e ON e.id = due.execution_id
         WHERE j.execution_id = due.execution_id
-        RETURNING j.execution_id, j.attempts, r.payload
+        RETURNING j.execution_id, j.attempts, r.payload, r.source_format, e.status
         """
 
 SECONDS_UNTIL_NEXT_DUE = """SELECT extract(epoch FROM min(next_attempt_at) - now())::float8
@@ -49,7 +73,9 @@ RELEASE_JOBS = """UPDATE stage2_jobs
                locked_until = NULL, next_attempt_at = now(), updated_at = now()
            WHERE execution_id = ANY($1::bigint[]) AND locked_by = $2 AND status = 'processing'"""
 
-LOAD_RAW = "SELECT payload FROM execution_raw WHERE execution_id = $1"
+LOAD_RAW = """SELECT r.payload, r.source_format, e.status
+           FROM execution_raw r JOIN executions e ON e.id = r.execution_id
+           WHERE r.execution_id = $1"""
 
 LOCK_OWNED_JOB = """SELECT true FROM stage2_jobs
            WHERE execution_id = $1 AND status = 'processing' AND locked_by = $2

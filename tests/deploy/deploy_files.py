@@ -46,7 +46,9 @@ ROLE_SETTINGS: dict[str, type[CommonSettings]] = {
     "migrate": CommonSettings,
 }
 # Values that must only ever come from a Secret (a token, URLs carrying credentials).
-SECRET_VARIABLES = frozenset({"DATABASE_URL", "AMQP_URL", "GATEWAY_TOKEN"})
+SECRET_VARIABLES = frozenset(
+    {"DATABASE_URL", "AMQP_URL", "GATEWAY_TOKEN", "N8N_DATABASE_URL", "INGEST_TOKEN"}
+)
 # Where the etl pods write images and the gateway reads them.
 IMAGE_VOLUME_ROLES = ("etl", "gateway")
 

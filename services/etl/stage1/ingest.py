@@ -59,6 +59,14 @@ async def ingest_execution(
     Raises MalformedExecution (after recording the input in rejected_inputs)
     when the text is not a raw execution with a valid envelope.
     """
+    execution_id, _stored = await ingest_execution_outcome(conn_or_pool, raw, source=source)
+    return execution_id
+
+
+async def ingest_execution_outcome(
+    conn_or_pool: ConnOrPool, raw: str | bytes, *, source: str = "ingest"
+) -> tuple[int, bool]:
+    """`ingest_execution`, also saying whether it was stored (False: a duplicate)."""
     try:
         text = _text(raw)
         if "\x00" in text:
@@ -89,7 +97,7 @@ async def ingest_execution(
         "ingested execution" if stored is not None else "duplicate execution ignored",
         extra={"execution_id": envelope.execution_id, "source": source},
     )
-    return envelope.execution_id
+    return envelope.execution_id, stored is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,19 @@ from services.etl.errors import DemoTransientFailure, MalformedExecution
 from services.etl.stage1.raw_format import Inference, RawExecution, parse_execution
 from services.etl.stage2.images import ImageLimits, save_execution_image
 from services.etl.stage2.jobs import Stage2Details, Stage2Result
+from services.etl.stage2.n8n_extraction import N8nStage2Config, run_n8n_stage2
+from services.etl.stage2.n8n_run import NodeNames
+
+# Defaults: SAI's node names, no binary store, no WebP rendition.
+NO_N8N = N8nStage2Config(NodeNames(), None, None)
 
 
 @dataclass(frozen=True, slots=True)
 class Stage2Config:
     image_dir: Path
     limits: ImageLimits
+    # How executions that came from n8n are read (node names, binary store).
+    n8n: N8nStage2Config = NO_N8N
 
 
 async def apply_demo_options(execution: RawExecution, attempt: int) -> None:
@@ -54,9 +61,24 @@ def detections_json(inference: Inference) -> str:
 
 
 async def run_stage2(
-    execution_id: int, raw: str, attempt: int, config: Stage2Config
+    execution_id: int,
+    raw: str,
+    attempt: int,
+    config: Stage2Config,
+    *,
+    source_format: str = "raw",
+    source_status: str | None = None,
 ) -> Stage2Result:
     """Raises MalformedExecution / InvalidImage (permanent) or anything else (transient)."""
+    if source_format == "n8n":
+        return await run_n8n_stage2(
+            execution_id,
+            raw,
+            source_status or "success",
+            config.n8n,
+            config.image_dir,
+            config.limits,
+        )
     execution = parse_execution(raw)
     if execution.execution_id != execution_id:
         raise MalformedExecution(

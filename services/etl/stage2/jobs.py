@@ -41,6 +41,10 @@ class ClaimedJob:
     # The raw execution, fetched by the claim (saves a query per job); None: not
     # fetched or not stored, the worker then asks `load_raw`.
     raw: str | None = field(default=None, repr=False, compare=False)
+    # 'raw' (the raw execution JSON) or 'n8n' (n8n's flatted run data).
+    source_format: str = "raw"
+    # The source's status of the run (n8n: success, error, canceled, crashed).
+    source_status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +101,16 @@ async def claim_jobs(
         worker_id,
         lease_s,
     )
-    return [ClaimedJob(r["execution_id"], r["attempts"], r["payload"]) for r in rows]
+    return [
+        ClaimedJob(
+            r["execution_id"],
+            r["attempts"],
+            r["payload"],
+            r["source_format"] or "raw",
+            r["status"],
+        )
+        for r in rows
+    ]
 
 
 async def seconds_until_next_due(conn: Executor) -> float | None:
@@ -132,9 +145,14 @@ async def release_jobs(conn: Executor, worker_id: str, execution_ids: list[int])
     return int(result.split()[-1])
 
 
-async def load_raw(conn: Executor, execution_id: int) -> str | None:
-    value = await conn.fetchval(queries.LOAD_RAW, execution_id)
-    return None if value is None else str(value)
+async def load_raw(conn: Executor, job: ClaimedJob) -> ClaimedJob | None:
+    """The job with its stored payload (None: nothing stored)."""
+    row = await conn.fetchrow(queries.LOAD_RAW, job.execution_id)
+    if row is None:
+        return None
+    return ClaimedJob(
+        job.execution_id, job.attempts, str(row["payload"]), row["source_format"], row["status"]
+    )
 
 
 async def _owns(conn: Connection, execution_id: int, worker_id: str) -> bool:

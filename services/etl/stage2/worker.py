@@ -20,6 +20,7 @@ from services.etl.stage2 import jobs
 from services.etl.stage2.extraction import Stage2Config, run_stage2
 from services.etl.stage2.images import ImageLimits
 from services.etl.stage2.jobs import ClaimedJob, RetryPolicy, Stage2Result
+from services.etl.stage2.n8n_extraction import N8nStage2Config, node_names
 from services.etl.waits import wait_any
 from shared.settings import EtlSettings
 
@@ -54,6 +55,11 @@ class WorkerConfig:
                     settings.etl_max_image_bytes,
                     settings.etl_max_image_pixels,
                     settings.etl_thumbnail_px,
+                ),
+                n8n=N8nStage2Config(
+                    names=node_names(settings),
+                    binary_dir=settings.n8n_binary_data_dir,
+                    webp_max_px=settings.etl_webp_max_px or None,
                 ),
             ),
         )
@@ -158,12 +164,19 @@ class Stage2Worker:
         log.info("stage2 job claimed", extra={**context, "worker_id": self.worker_id})
         try:
             try:
-                raw = job.raw
-                if raw is None:  # not fetched with the claim: look again
-                    raw = await jobs.load_raw(self.pool, job.execution_id)
-                if raw is None:
+                loaded: ClaimedJob | None = job
+                if job.raw is None:  # not fetched with the claim: look again
+                    loaded = await jobs.load_raw(self.pool, job)
+                if loaded is None or loaded.raw is None:
                     raise MalformedExecution("no raw execution is stored for this execution")
-                result = await run_stage2(job.execution_id, raw, job.attempts, self.config.stage2)
+                result = await run_stage2(
+                    job.execution_id,
+                    loaded.raw,
+                    job.attempts,
+                    self.config.stage2,
+                    source_format=loaded.source_format,
+                    source_status=loaded.source_status,
+                )
             except PermanentError as exc:
                 await self._fail(job, describe_error(exc), started, permanent=True)
             except Exception as exc:
