@@ -126,7 +126,10 @@ def stringify(value: Any) -> str:
             entries.append(item)
         return ref
 
-    index_of(value)
+    if isinstance(value, str | dict | list):
+        index_of(value)
+    else:
+        entries.append(value)  # a primitive root is entry 0 itself
     output: list[str] = []
     position = 0
     while position < len(entries):  # entries grows while we go: breadth first

@@ -109,6 +109,8 @@ def open_image(data: bytes, declared_mime: str, max_pixels: int) -> Image.Image:
         raise InvalidImage("image.data_base64 is not an image Pillow can identify") from None
     except Image.DecompressionBombError as exc:
         raise InvalidImage(f"image rejected as a decompression bomb: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # cut inside its header: not transient
+        raise InvalidImage(f"image data is corrupt: {exc}") from None
     if image.format not in FORMATS:
         raise InvalidImage(f"image format {image.format} is not one of JPEG, PNG, WEBP")
     actual_mime = FORMATS[image.format][0]
