@@ -81,7 +81,7 @@ def test_real_n8n_run_data_decodes(name: str) -> None:
     ],
 )
 def test_malformed_data_is_a_clear_error(text: str, message: str) -> None:
-    with pytest.raises(flatted.FlattedError, match="^flatted: ") as caught:
+    with pytest.raises(flatted.FlattedError, match=r"^flatted: ") as caught:
         flatted.parse(text)
     assert message in str(caught.value)
 

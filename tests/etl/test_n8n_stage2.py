@@ -21,6 +21,7 @@ from services.etl.stage2.n8n_extraction import (
 from services.etl.stage2.n8n_run import NodeNames
 from tests.n8n import runs
 
+SAI = NodeNames()
 LIMITS = ImageLimits(max_bytes=5_000_000, max_pixels=40_000_000, thumbnail_px=160)
 
 
@@ -39,7 +40,7 @@ def process(
     binary_dir: Path,
     image_dir: Path,
     status: str = "success",
-    names: NodeNames = NodeNames(),
+    names: NodeNames = SAI,
 ) -> Any:
     text = root if isinstance(root, str) else runs.text_of(root)
     config = N8nStage2Config(names, binary_dir, webp_max_px=320)
@@ -180,7 +181,8 @@ def test_bad_detection_names_the_field(binary_dir: Path, image_dir: Path) -> Non
     with pytest.raises(MalformedExecution) as caught:
         process(root, binary_dir, image_dir)
     assert (
-        "node 'YOLO Inference': json.detections.1: confidence: Input should be less than or equal to 1"
+        "node 'YOLO Inference': json.detections.1: confidence: "
+        + "Input should be less than or equal to 1"
         in str(caught.value)
     )
 
