@@ -119,12 +119,19 @@ def create_app(settings: GatewaySettings, *, static_dir: Path = STATIC_DIR) -> F
     app.include_router(stats.router)
     app.include_router(export.router)
 
+    def page(name: str) -> FileResponse:
+        path = static_dir / name
+        if not path.is_file():
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "dashboard not built")
+        return FileResponse(path)
+
     @app.get("/", include_in_schema=False, dependencies=[Depends(public)])
     async def dashboard() -> FileResponse:
-        index = static_dir / "index.html"
-        if not index.is_file():
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "dashboard not built")
-        return FileResponse(index)
+        return page("index.html")
+
+    @app.get("/stats", include_in_schema=False, dependencies=[Depends(public)])
+    async def statistics_page() -> FileResponse:
+        return page("stats.html")
 
     app.mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static")
     return app

@@ -224,3 +224,12 @@ async def compact_periodically(pool: asyncpg.Pool, interval_s: float = COMPACT_I
             continue
         if folded:
             log.debug("statistics deltas folded", extra={"rows": folded})
+
+
+async def locations(pool: asyncpg.Pool) -> list[str]:
+    rows = await pool.fetch(
+        """SELECT location FROM execution_stats_hourly WHERE location IS NOT NULL
+           UNION SELECT location FROM execution_stats_delta WHERE location IS NOT NULL
+           ORDER BY 1"""
+    )
+    return [row["location"] for row in rows]

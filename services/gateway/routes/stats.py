@@ -111,3 +111,13 @@ async def ranking(
         order=order,
         items=[Ranked(key=item.key, totals=_totals(item.totals)) for item in items],
     )
+
+
+class LocationList(BaseModel):
+    locations: list[str]
+
+
+@router.get("/locations")
+async def locations(pool: Pool) -> LocationList:
+    """Every location that has executions (from the roll-ups: one row per group)."""
+    return LocationList(locations=await stats.locations(pool))

@@ -1,6 +1,7 @@
 // REST client for the gateway API. A 401 asks for the token and retries.
 
 import { askForToken, authHeaders, withTokenParam } from "./auth.js";
+import { apiParams } from "./filters.js";
 import { t } from "./i18n.js";
 
 export const PAGE_SIZE = 50;
@@ -77,13 +78,56 @@ async function getJson(path, { signal } = {}) {
 
 /** One page of executions, newest first: {items, next_cursor}. */
 export function listExecutions(filters, cursor, { signal } = {}) {
-  const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  const params = apiParams(filters);
+  params.set("limit", String(PAGE_SIZE));
   if (cursor) params.set("cursor", cursor);
-  if (filters.has_smoke != null) params.set("has_smoke", String(filters.has_smoke));
-  if (filters.alert_level) params.set("alert_level", filters.alert_level);
-  if (filters.camera) params.set("camera", filters.camera);
-  if (filters.processing_stage) params.set("processing_stage", filters.processing_stage);
   return getJson(`/api/executions?${params}`, { signal });
+}
+
+/** How many executions pass the filters: {count, exact}. */
+export function countExecutions(filters, { signal } = {}) {
+  return getJson(`/api/stats/count?${apiParams(filters)}`, { signal });
+}
+
+/** Statistics: kind is summary | timeseries | ranking; extra adds interval, by, order… */
+export function getStats(kind, filters, extra = {}, { signal } = {}) {
+  const params = apiParams(filters);
+  for (const [name, value] of Object.entries(extra)) params.set(name, String(value));
+  return getJson(`/api/stats/${kind}?${params}`, { signal });
+}
+
+export async function listLocations() {
+  return (await getJson("/api/stats/locations")).locations ?? [];
+}
+
+/**
+ * Download the filtered list (format csv | json), streamed: `onProgress(rows)` is called
+ * as lines arrive. Resolves to {blob, fileName}. A 401 asks for the token and retries.
+ */
+export async function downloadExport(filters, format, { onProgress, signal } = {}) {
+  const params = apiParams(filters);
+  params.set("format", format);
+  let response;
+  for (;;) {
+    response = await fetch(`/api/export?${params}`, { headers: authHeaders(), signal });
+    if (response.status !== 401) break;
+    await askForToken();
+  }
+  if (!response.ok) throw await apiError(response);
+  const reader = response.body.getReader();
+  const parts = [];
+  let newlines = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    for (const byte of value) if (byte === 10) newlines += 1;
+    // CSV: a header line first; JSON: "[" on its own line. Either way, one less.
+    onProgress?.(Math.max(0, newlines - 1));
+  }
+  const disposition = response.headers.get("Content-Disposition") ?? "";
+  const fileName = /filename="([^"]+)"/.exec(disposition)?.[1] ?? `smokesignal.${format}`;
+  return { blob: new Blob(parts, { type: response.headers.get("Content-Type") ?? "" }), fileName };
 }
 
 /** One execution, or null when the gateway does not know it. */

@@ -2,15 +2,27 @@
 // onto the screen. The store holds exactly the executions the gallery shows.
 
 import {
+  countExecutions,
   describeError,
   getExecution,
   getExecutionRetrying,
   listCameras,
   listExecutions,
+  listLocations,
 } from "./api.js";
 import { adoptTokenFromUrl } from "./auth.js";
 import { DetailView } from "./detail.js";
-import { addCamera, fillCameras, readFilters } from "./filters.js";
+import { ExportControl } from "./export.js";
+import {
+  addCamera,
+  fillCameras,
+  fillLocations,
+  filtersFromUrl,
+  filtersToSearch,
+  readForm,
+  showCustomRange,
+  writeForm,
+} from "./filters.js";
 import { Gallery } from "./gallery.js";
 import { bindLanguageSwitch, t, translatePage } from "./i18n.js";
 import { LiveConnection } from "./live.js";
@@ -24,6 +36,8 @@ const galleryList = document.getElementById("gallery");
 const emptyNote = document.getElementById("gallery-empty");
 const loadMoreButton = document.getElementById("load-more");
 const shownCount = document.getElementById("shown-count");
+const matchCount = document.getElementById("match-count");
+const COUNT_REFRESH_MS = 3000; // live events move the total; re-count at most this often
 
 const store = new ExecutionStore();
 const gallery = new Gallery(galleryList, { onOpen: openDetail });
@@ -32,7 +46,9 @@ const badge = new ConnectionBadge(document.getElementById("connection-status"));
 const errors = new ErrorBanner(document.getElementById("error-banner"));
 const announcer = new Announcer(document.getElementById("announcer"));
 
-let filters = readFilters(form);
+let filters = filtersFromUrl();
+let countRequest = null; // AbortController of the count in flight
+let countTimer = null;
 let generation = 0; // bumped by every reload; late answers for an older one are dropped
 let pageRequest = null; // AbortController of the page load in flight
 let nextCursor = null;
@@ -56,6 +72,30 @@ function render(state, { highlight = false } = {}) {
 function updateCounts() {
   shownCount.textContent = t("gallery.shown", { count: gallery.size });
   emptyNote.hidden = gallery.size > 0 || pageRequest !== null;
+}
+
+/** The total for the current filters (exact; the server says if it ever is not). */
+async function refreshCount() {
+  countRequest?.abort();
+  const request = new AbortController();
+  countRequest = request;
+  try {
+    const { count, exact } = await countExecutions(filters, { signal: request.signal });
+    if (countRequest !== request) return;
+    matchCount.textContent = t(exact ? "count.exact" : "count.estimate", { count });
+    matchCount.dataset.count = String(count);
+  } catch (error) {
+    if (error.name !== "AbortError") matchCount.textContent = t("count.unknown");
+  }
+}
+
+/** Live events change the total: re-count soon, once for a burst. */
+function scheduleCount() {
+  if (countTimer !== null) return;
+  countTimer = setTimeout(() => {
+    countTimer = null;
+    refreshCount();
+  }, COUNT_REFRESH_MS);
 }
 
 function updateLoadMore() {
@@ -97,6 +137,7 @@ function reload() {
   store.clear();
   gallery.clear();
   nextCursor = null;
+  refreshCount();
   return loadPage(null);
 }
 
@@ -105,6 +146,14 @@ async function loadCameras() {
     fillCameras(form, await listCameras());
   } catch (error) {
     errors.show(t("errors.load_cameras", { reason: describeError(error) }));
+  }
+}
+
+async function loadLocations() {
+  try {
+    fillLocations(form, await listLocations());
+  } catch (error) {
+    errors.show(t("errors.load_locations", { reason: describeError(error) }));
   }
 }
 
@@ -160,6 +209,7 @@ function onBatch({ executions }) {
     if (!known) added += 1;
   }
   announcer.newExecutions(added);
+  if (added > 0) scheduleCount();
 }
 
 function onComplete(event) {
@@ -180,8 +230,19 @@ function onFailed(event) {
 
 // -- start -------------------------------------------------------------------
 
-form.addEventListener("change", () => {
-  filters = readFilters(form);
+// A filter change is a new entry in the history: the URL reproduces the view.
+form.addEventListener("change", (event) => {
+  if (event.target.name === "range") showCustomRange(form);
+  filters = readForm(form);
+  const search = filtersToSearch(filters);
+  if (search !== window.location.search) {
+    window.history.pushState(null, "", `${window.location.pathname}${search}`);
+  }
+  reload();
+});
+window.addEventListener("popstate", () => {
+  filters = filtersFromUrl();
+  writeForm(form, filters);
   reload();
 });
 form.addEventListener("submit", (event) => event.preventDefault());
@@ -192,10 +253,13 @@ loadMoreButton.addEventListener("click", () => {
 async function main() {
   translatePage();
   bindLanguageSwitch(document.getElementById("language"));
-  updateCounts();
   adoptTokenFromUrl();
+  writeForm(form, filters);
+  updateCounts();
+  new ExportControl(document.querySelector(".export"), () => filters, errors);
   // Settles the token first (a 401 asks for it), so the stream opens authorised.
   await loadCameras();
+  await loadLocations();
 
   let firstConnection;
   const connected = new Promise((resolve) => {
