@@ -177,7 +177,12 @@ class Ranked:
 
 
 RANK_COLUMNS: dict[RankBy, str] = {"camera": "e.camera_id", "location": "e.location"}
-RANK_ORDER = {"smoke": "smoke", "false_positives": "false_positives", "executions": "executions"}
+# The measure a ranking orders by, as an aggregate (HAVING cannot use output names).
+RANK_MEASURES = {
+    "smoke": "sum(e.executions) FILTER (WHERE e.has_smoke)",
+    "false_positives": "sum(e.executions) FILTER (WHERE e.false_positive)",
+    "executions": "sum(e.executions)",
+}
 
 
 async def ranking(
@@ -186,11 +191,11 @@ async def ranking(
     """Cameras or locations with the most smoke detections (or false positives)."""
     args: list[Any] = []
     facts = facts_sql(filters, args)
-    column, measure = RANK_COLUMNS[by], RANK_ORDER[order]
+    column, measure = RANK_COLUMNS[by], RANK_MEASURES[order]
     args.append(limit)
     rows = await pool.fetch(
         f"""SELECT {column} AS key, {_MEASURES}, {_level_measures()}
-            FROM {facts} GROUP BY 1 HAVING sum(e.executions) > 0
+            FROM {facts} GROUP BY 1 HAVING coalesce({measure}, 0) > 0
             ORDER BY {measure} DESC, executions DESC, key NULLS LAST LIMIT ${len(args)}""",
         *args,
     )
