@@ -40,6 +40,10 @@ FIELDS = (
     "extracted_at",
     "stage2_error",
     "retry_count",
+    "false_positive",
+    "false_positive_reason",
+    "false_positive_by",
+    "false_positive_at",
 )
 MEDIA_TYPES: dict[ExportFormat, str] = {
     "csv": "text/csv; charset=utf-8",
@@ -126,6 +130,8 @@ def file_name(filters: ExecutionFilter, fmt: ExportFormat, now: datetime) -> str
         parts.append(f"loc-{_slug(filters.location)}")
     if filters.processing_stage:
         parts.append(filters.processing_stage)
+    if filters.false_positive is not None:
+        parts.append("false-positives" if filters.false_positive else "no-false-positives")
     if len(parts) == 1:
         parts.append("all")
     parts.append(f"at-{_stamp(now)}")

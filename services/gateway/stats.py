@@ -29,7 +29,7 @@ _COLUMNS = """bucket, camera_id, location, processing_stage, alert_level, has_sm
     false_positive, executions, detections, confidence_sum, confidence_n"""
 # An execution's row in the roll-ups' shape (for the partial hours at the ends).
 _LIVE_COLUMNS = """date_trunc('hour', e.started_at, 'UTC') AS bucket, e.camera_id,
-    e.location, e.processing_stage, e.alert_level, e.has_smoke, false AS false_positive,
+    e.location, e.processing_stage, e.alert_level, e.has_smoke, e.false_positive,
     1::bigint AS executions, coalesce(e.detection_count, 0)::bigint AS detections,
     coalesce(e.confidence::numeric, 0) AS confidence_sum,
     (e.confidence IS NOT NULL)::int::bigint AS confidence_n"""

@@ -124,6 +124,8 @@ async def test_statistics_drill_down_to_the_gallery(
     page: Page, gateway: Gateway, executions: Executions, db_pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     await seed(executions, db_pool, 60, hours=48)
+    # Operators marked two false positives (ids 1 and 4: cameras node-07 and node-07).
+    await db_pool.execute("UPDATE executions SET false_positive = true WHERE id IN (1, 4)")
     await page.goto(f"{gateway.url}/stats?range=7d&token={TOKEN}")
     summary = page.locator(".stats-summary")
     await expect(summary).to_have_attribute("aria-busy", "false")
@@ -158,6 +160,17 @@ async def test_statistics_drill_down_to_the_gallery(
     await expect(page.locator("#match-count")).to_have_text("16 matches")
     await expect(page.locator('#gallery > li:not([data-smoke="true"])')).to_have_count(0)
     await expect(page.locator("#filters select[name='camera']")).to_have_value(camera or "")
+
+    # False positives: the ranking row leads to that camera's marked executions.
+    await page.go_back()
+    await expect(summary.locator('[data-total="false_positives"]')).to_have_text("2")
+    fp_rows = page.locator('table[data-by="camera"][data-order="false_positives"] tbody tr')
+    await expect(fp_rows).to_have_count(1)
+    await expect(fp_rows.first).to_have_attribute("data-key", "sai-cam-node-07")
+    await fp_rows.first.locator("a").click()
+    await expect(page.locator("#match-count")).to_have_text("2 matches")
+    await expect(page.locator("#filters select[name='false_positive']")).to_have_value("true")
+    assert sorted(await page.evaluate(gallery_ids_js())) == [1, 4]
 
     # Screenshots of the statistics page, in English and Spanish.
     out = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)

@@ -39,6 +39,7 @@ def matches(row: dict[str, Any], f: ExecutionFilter) -> bool:
         and (f.since is None or row["started_at"] >= f.since)
         and (f.until is None or row["started_at"] < f.until)
         and (f.processing_stage is None or row["processing_stage"] == f.processing_stage)
+        and (f.false_positive is None or row["false_positive"] == f.false_positive)
     )
 
 
@@ -48,6 +49,7 @@ def truth(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "executions": len(rows),
         "smoke": sum(1 for r in rows if r["has_smoke"]),
+        "false_positives": sum(1 for r in rows if r["false_positive"]),
         "detections": sum(r["detection_count"] or 0 for r in rows),
         "average_confidence": sum(confidences) / len(confidences) if confidences else None,
         "by_level": {level: sum(1 for r in done if r["alert_level"] == level) for level in LEVELS},
@@ -60,6 +62,7 @@ def as_dict(totals: stats.Totals) -> dict[str, Any]:
     return {
         "executions": totals.executions,
         "smoke": totals.smoke,
+        "false_positives": totals.false_positives,
         "detections": totals.detections,
         "average_confidence": totals.average_confidence,
         "by_level": totals.by_level,
@@ -87,6 +90,8 @@ FILTERS = [
     ExecutionFilter(camera="cam-c", has_smoke=True),
     ExecutionFilter(location="Cerro Azul", since=T0 + timedelta(minutes=30)),
     ExecutionFilter(processing_stage="failed"),
+    ExecutionFilter(false_positive=True, since=T0 + timedelta(minutes=10)),
+    ExecutionFilter(false_positive=False, alert_levels=("low",)),
 ]
 
 
@@ -101,7 +106,10 @@ async def check_everything(pool: asyncpg.Pool) -> None:
         assert {b.start: b.totals.executions for b in series} == dict(hours), f
         ranked = await stats.ranking(pool, f, "camera", "smoke", 10)
         smoke = Counter(r["camera_id"] for r in selected if r["has_smoke"])
-        assert {r.key: r.totals.smoke for r in ranked if r.totals.smoke} == dict(smoke), f
+        assert {r.key: r.totals.smoke for r in ranked} == dict(smoke), f
+        ranked_fp = await stats.ranking(pool, f, "location", "false_positives", 10)
+        fps = Counter(r["location"] for r in selected if r["false_positive"])
+        assert {r.key: r.totals.false_positives for r in ranked_fp} == dict(fps), f
 
 
 async def test_statistics_stay_exact_under_shuffled_completions_and_compactions(
@@ -120,7 +128,12 @@ async def test_statistics_stay_exact_under_shuffled_completions_and_compactions(
     steps = ids * 2  # each execution is touched twice: a failure may come before success
     rng.shuffle(steps)
     for step, execution_id in enumerate(steps):
-        if rng.random() < 0.3:
+        if rng.random() < 0.15:  # an operator marks or unmarks a false positive
+            await db_pool.execute(
+                "UPDATE executions SET false_positive = NOT false_positive WHERE id = $1",
+                execution_id,
+            )
+        elif rng.random() < 0.3:
             await db_pool.execute(
                 "UPDATE executions SET processing_stage = 'failed', retry_count = retry_count + 1"
                 " WHERE id = $1 AND processing_stage <> 'stage2'",

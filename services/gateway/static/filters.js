@@ -23,7 +23,13 @@ export function filtersFromUrl(search = window.location.search) {
     location: params.get("location"),
     has_smoke: params.get("has_smoke") === "true" ? true : null,
     processing_stage: params.get("processing_stage"),
+    false_positive: booleanParam(params.get("false_positive")),
   };
+}
+
+function booleanParam(value) {
+  if (value === "true") return true;
+  return value === "false" ? false : null;
 }
 
 /** The query string for a filters object (only what is set), plus `extra` pairs. */
@@ -39,6 +45,7 @@ export function filtersToSearch(filters, extra = {}) {
   if (filters.location) params.set("location", filters.location);
   if (filters.has_smoke != null) params.set("has_smoke", String(filters.has_smoke));
   if (filters.processing_stage) params.set("processing_stage", filters.processing_stage);
+  if (filters.false_positive != null) params.set("false_positive", String(filters.false_positive));
   for (const [name, value] of Object.entries(extra)) {
     if (value != null && value !== "") params.set(name, String(value));
   }
@@ -71,6 +78,7 @@ export function apiParams(filters, now = Date.now()) {
   if (filters.location) params.set("location", filters.location);
   if (filters.has_smoke != null) params.set("has_smoke", String(filters.has_smoke));
   if (filters.processing_stage) params.set("processing_stage", filters.processing_stage);
+  if (filters.false_positive != null) params.set("false_positive", String(filters.false_positive));
   return params;
 }
 
@@ -104,6 +112,7 @@ export function readForm(form) {
     location: data.get("location") || null,
     has_smoke: data.get("has_smoke") === "true" ? true : null,
     processing_stage: data.get("processing_stage") || null,
+    false_positive: booleanParam(data.get("false_positive")),
   };
 }
 
@@ -129,6 +138,7 @@ export function writeForm(form, filters) {
   }
   elements.has_smoke.checked = filters.has_smoke === true;
   if (elements.processing_stage) elements.processing_stage.value = filters.processing_stage ?? "";
+  elements.false_positive.value = filters.false_positive == null ? "" : String(filters.false_positive);
 }
 
 /** The custom range's two inputs show only for "custom". */
@@ -175,6 +185,9 @@ export function matchesFilters(state, filters, now = Date.now()) {
   if (filters.camera && state.camera_id !== filters.camera) return false;
   if (filters.location && state.location !== filters.location) return false;
   if (filters.processing_stage && state.processing_stage !== filters.processing_stage) {
+    return false;
+  }
+  if (filters.false_positive != null && Boolean(state.false_positive) !== filters.false_positive) {
     return false;
   }
   const { since, until } = timeBounds(filters, now);

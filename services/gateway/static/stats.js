@@ -190,6 +190,7 @@ function renderRanking(table, filters, ranking) {
       name.textContent = item.key;
       const changes = { [by]: item.key };
       if (order === "smoke") changes.has_smoke = true;
+      if (order === "false_positives") changes.false_positive = true;
       name.href = galleryLink(filters, changes);
     }
     const measure = order === "smoke" ? item.totals.smoke : item.totals.false_positives;
