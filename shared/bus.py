@@ -5,7 +5,11 @@
 - one durable topic exchange for all events,
 - publish with publisher confirms and persistent delivery,
 - consume with manual acks; a message that fails its contract is rejected to
-  the dead-letter exchange/queue and logged, and the consumer keeps running.
+  the dead-letter exchange/queue and logged, and the consumer keeps running,
+- one RabbitMQ *stream* (``<exchange>.stream``, retention by age and bytes) bound
+  to every event: the replayable log the gateways read (docs/GATEWAY.md). Every
+  publisher declares it, so a confirmed publish is in the log even while no
+  gateway runs.
 """
 
 from __future__ import annotations
@@ -34,10 +38,17 @@ from shared.contracts import (
     decode,
     encode,
 )
+from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
 SCHEMA_HEADER = "schema_version"
+STREAM_OFFSET_HEADER = "x-stream-offset"
+# Stream retention defaults (settings EVENT_STREAM_MAX_AGE / EVENT_STREAM_MAX_BYTES).
+DEFAULT_STREAM_MAX_AGE = "24h"
+DEFAULT_STREAM_MAX_BYTES = 1_000_000_000
+# Retention drops whole segments: keep ~10 per stream so it is not too coarse.
+MAX_SEGMENT_BYTES = 100_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +62,24 @@ class Delivery:
     headers: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """One message read from the event stream, at its position (offset).
+
+    ``message`` is None when the body fails its contract: streams cannot
+    dead-letter, so the reader decides (``error`` says why).
+    """
+
+    offset: int
+    routing_key: str
+    body: bytes
+    message_id: str | None
+    message: BusMessage | None
+    error: str | None = None
+
+
 Handler = Callable[[Delivery], Awaitable[None]]
+StreamHandler = Callable[[StreamEntry], Awaitable[None] | None]
 
 
 class BusError(RuntimeError):
@@ -66,16 +94,38 @@ class Bus:
         *,
         prefetch: int = 256,
         publish_timeout_s: float = 10.0,
+        stream_max_age: str = DEFAULT_STREAM_MAX_AGE,
+        stream_max_bytes: int = DEFAULT_STREAM_MAX_BYTES,
     ) -> None:
         self.amqp_url = amqp_url
         self.exchange_name = exchange_name
         self.dead_letter_exchange_name = f"{exchange_name}.dlx"
         self.dead_letter_queue_name = f"{exchange_name}.dead-letter"
+        self.stream_name = stream_name(exchange_name)
+        self.stream_arguments: dict[str, Any] = {
+            "x-queue-type": "stream",
+            "x-max-age": stream_max_age,
+            "x-max-length-bytes": stream_max_bytes,
+            "x-stream-max-segment-size-bytes": min(
+                MAX_SEGMENT_BYTES, max(1_000_000, stream_max_bytes // 10)
+            ),
+        }
         self.prefetch = prefetch
         self.publish_timeout_s = publish_timeout_s
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractRobustChannel | None = None
         self._exchange: AbstractExchange | None = None
+
+    @classmethod
+    def for_settings(cls, settings: CommonSettings, *, publish_timeout_s: float = 10.0) -> Bus:
+        """A bus on the settings' broker, exchange and stream retention."""
+        return cls(
+            settings.amqp_url,
+            settings.exchange_name,
+            publish_timeout_s=publish_timeout_s,
+            stream_max_age=settings.event_stream_max_age,
+            stream_max_bytes=settings.event_stream_max_bytes,
+        )
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -150,6 +200,11 @@ class Bus:
         )
         dlq = await channel.declare_queue(self.dead_letter_queue_name, durable=True)
         await dlq.bind(dlx)
+        stream = await channel.declare_queue(
+            self.stream_name, durable=True, arguments=self.stream_arguments
+        )
+        for key in ROUTING_KEY_BY_MODEL.values():
+            await stream.bind(exchange, key)
         return exchange
 
     # -- publishing --------------------------------------------------------
@@ -229,7 +284,12 @@ class Bus:
         routing_key = incoming.routing_key or ""
         headers = dict(incoming.headers or {})
         try:
-            message = decode(routing_key, incoming.body, headers.get(SCHEMA_HEADER))
+            # Acks on success, rejects (no requeue: to the dead-letter queue) on any error.
+            async with incoming.process(requeue=False):
+                message = decode(routing_key, incoming.body, headers.get(SCHEMA_HEADER))
+                await handler(
+                    Delivery(routing_key, message, incoming.body, incoming.message_id, headers)
+                )
         except ContractError as exc:
             log.error(
                 "rejected invalid message to dead-letter queue",
@@ -239,27 +299,101 @@ class Bus:
                     "message_id": incoming.message_id,
                 },
             )
-            await incoming.reject(requeue=False)
-            return
-        delivery = Delivery(routing_key, message, incoming.body, incoming.message_id, headers)
-        try:
-            await handler(delivery)
         except Exception:
             log.exception(
                 "handler failed; message sent to dead-letter queue",
                 extra={"routing_key": routing_key, "message_id": incoming.message_id},
             )
-            await incoming.reject(requeue=False)
-            return
-        await incoming.ack()
+
+    # -- the event stream --------------------------------------------------
+
+    async def read_stream(
+        self, handler: StreamHandler, *, offset: int | str, prefetch: int | None = None
+    ) -> Callable[[], Awaitable[None]]:
+        """Read the event stream from `offset` (an int, "first", "next", "last").
+
+        Each entry goes to `handler` in stream order. Returns a coroutine
+        function that stops the reader. Stream messages are only ever acked
+        (a reject closes the connection): invalid ones reach the handler with
+        ``message=None`` and the reason in ``error``.
+        """
+        if self._connection is None:
+            raise BusError("bus is not connected")
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=prefetch or self.prefetch)
+        queue = await channel.declare_queue(
+            self.stream_name, durable=True, arguments=self.stream_arguments
+        )
+
+        async def on_message(incoming: AbstractIncomingMessage) -> None:
+            try:
+                result = handler(_stream_entry(incoming))
+                if result is not None:
+                    await result
+            finally:
+                await incoming.ack()
+
+        tag = await queue.consume(on_message, arguments={STREAM_OFFSET_HEADER: offset})
+
+        async def stop() -> None:
+            if channel.is_closed:
+                return
+            try:
+                await queue.cancel(tag)
+                await channel.close()
+            except (OSError, RuntimeError, aio_pika.exceptions.AMQPError) as exc:
+                log.debug("stream reader closed with an error", extra={"error": repr(exc)})
+
+        return stop
+
+    async def dead_letter(self, entry: StreamEntry, reason: str, *, reader: str) -> None:
+        """Copy an invalid stream message to the dead-letter exchange (streams cannot)."""
+        if self._publish_channel is None:
+            raise BusError("bus is not connected")
+        dlx = await self._publish_channel.get_exchange(self.dead_letter_exchange_name, ensure=False)
+        await dlx.publish(
+            aio_pika.Message(
+                entry.body,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=entry.message_id,
+                headers={
+                    "x-death-reason": reason[:2000],
+                    STREAM_OFFSET_HEADER: entry.offset,
+                    "x-stream": self.stream_name,
+                    "x-reader": reader,
+                },
+                type=entry.routing_key,
+            ),
+            entry.routing_key,
+            timeout=self.publish_timeout_s,
+        )
 
     async def delete_topology(self, *queue_names: str) -> None:
         """Remove the exchanges, the dead-letter queue and the given queues (tests)."""
         if self._connection is None:
             return
         channel = await self._connection.channel()
-        for name in (*queue_names, self.dead_letter_queue_name):
+        for name in (*queue_names, self.dead_letter_queue_name, self.stream_name):
             await channel.queue_delete(name)
         await channel.exchange_delete(self.exchange_name)
         await channel.exchange_delete(self.dead_letter_exchange_name)
         await channel.close()
+
+
+def stream_name(exchange_name: str) -> str:
+    return f"{exchange_name}.stream"
+
+
+def _stream_entry(incoming: AbstractIncomingMessage) -> StreamEntry:
+    headers = dict(incoming.headers or {})
+    offset = headers.get(STREAM_OFFSET_HEADER)
+    if not isinstance(offset, int):
+        raise BusError(f"stream message without an integer {STREAM_OFFSET_HEADER}: {offset!r}")
+    routing_key = incoming.routing_key or ""
+    try:
+        message: BusMessage | None = decode(routing_key, incoming.body, headers.get(SCHEMA_HEADER))
+        error = None
+    except ContractError as exc:
+        message, error = None, str(exc)
+    return StreamEntry(offset, routing_key, incoming.body, incoming.message_id, message, error)

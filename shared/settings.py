@@ -26,6 +26,11 @@ class CommonSettings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, ge=1)
+    # Retention of the event stream (the gateways' replayable log), by age and by
+    # size, whichever drops a segment first. Age in RabbitMQ's units: Y M D h m s.
+    # Every service declares the stream, so all must agree on these two.
+    event_stream_max_age: str = Field(default="24h", pattern=r"^[1-9][0-9]*[YMDhms]$")
+    event_stream_max_bytes: int = Field(default=1_000_000_000, ge=1_000_000)
 
     @property
     def dead_letter_exchange(self) -> str:
@@ -114,6 +119,8 @@ class PollerSettings(CommonSettings):
 class GatewaySettings(CommonSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8000, ge=0, le=65535)
+    # Worker processes sharing the port (SO_REUSEPORT); 0 = one per CPU core.
+    gateway_workers: int = Field(default=0, ge=0, le=256)
     gateway_token: str | None = None
     # CORS_ORIGINS: comma-separated ("http://a,http://b") or a JSON list; "*" allows any.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

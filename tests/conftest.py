@@ -119,6 +119,8 @@ def service_env(database_url: str, amqp_url: str, exchange_name: str) -> dict[st
         "AMQP_URL": amqp_url,
         "EXCHANGE_NAME": exchange_name,
         "LOG_LEVEL": "INFO",
+        # One gateway process unless a test asks for more (the default is one per core).
+        "GATEWAY_WORKERS": "1",
     }
 
 

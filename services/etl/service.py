@@ -114,7 +114,7 @@ async def run_etl_service(settings: EtlSettings, stop: asyncio.Event) -> None:
         return
     pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
     reuse_image_memory()
-    bus = Bus(settings.amqp_url, settings.exchange_name)
+    bus = Bus.for_settings(settings)
     worker = Stage2Worker(pool, WorkerConfig.from_settings(settings))
     relay = OutboxRelay(pool, bus, relay_config(settings))
     listener = NotifyListener(

@@ -15,13 +15,12 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from services.gateway.auth import Authenticator, public
-from services.gateway.consumer import start_consumer
+from services.gateway.consumer import StreamLog
 from services.gateway.deps import Resources
 from services.gateway.hub import Hub, send_heartbeats
 from services.gateway.metrics import build_registry
 from services.gateway.routes import events, executions, export, health, stats, triage
 from services.gateway.stats import compact_periodically
-from services.gateway.stream import end_streams_at_server_exit
 from shared.bus import Bus
 from shared.db import create_pool, migrate_when_reachable
 from shared.settings import GatewaySettings
@@ -42,15 +41,19 @@ def _lifespan(resources: Resources) -> Callable[[FastAPI], AbstractAsyncContextM
         resources.pool = await create_pool(
             settings.database_url, settings.db_pool_min, settings.db_pool_max
         )
-        bus = Bus(settings.amqp_url, settings.exchange_name)
+        bus = Bus.for_settings(settings)
+        stream_log = StreamLog(bus, resources.hub, settings.replay_buffer_size)
         background: list[asyncio.Task[None]] = []
         try:
             await bus.connect(retry_for_s=timeout)
             resources.bus = bus
-            queue = await start_consumer(bus, resources.hub)
+            start = await stream_log.start()
+            # Serve once the ring holds the recent past: resumers after a restart
+            # are then answered from memory, not by a reader each.
+            await stream_log.wait_ready(max(timeout, 5.0))
+            resources.stream_log = stream_log
             background += [
                 asyncio.create_task(send_heartbeats(resources.hub, settings.heartbeat_interval_s)),
-                asyncio.create_task(end_streams_at_server_exit(resources.hub)),
                 asyncio.create_task(compact_periodically(resources.pool)),
             ]
             for hook in resources.after_startup:
@@ -58,7 +61,9 @@ def _lifespan(resources: Resources) -> Callable[[FastAPI], AbstractAsyncContextM
             log.info(
                 "gateway ready",
                 extra={
-                    "queue": queue,
+                    "stream": bus.stream_name,
+                    "read_from": start,
+                    "head_offset": resources.hub.head_offset,
                     "url": f"http://{settings.gateway_host}:{settings.gateway_port}/",
                 },
             )
@@ -67,6 +72,7 @@ def _lifespan(resources: Resources) -> Callable[[FastAPI], AbstractAsyncContextM
             for task in background:
                 task.cancel()
             resources.hub.close()
+            await stream_log.stop()
             await bus.close()
             await resources.pool.close()
 

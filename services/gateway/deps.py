@@ -9,6 +9,7 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, HTTPException, Request, status
 
+from services.gateway.consumer import StreamLog
 from services.gateway.hub import Hub
 from shared.bus import Bus
 from shared.settings import GatewaySettings
@@ -22,6 +23,7 @@ class Resources:
     hub: Hub
     pool: asyncpg.Pool | None = None
     bus: Bus | None = None
+    stream_log: StreamLog | None = None
     # Called once start-up is done (python -m services.gateway tunes the GC there).
     after_startup: list[Callable[[], None]] = field(default_factory=list)
 

@@ -1,11 +1,20 @@
-"""The fan-out hub: one producer, many SSE clients, a bounded replay buffer.
+"""The fan-out hub: one producer (the stream reader), many SSE clients, a replay buffer.
 
-Every data event gets an id ``f"{epoch}-{seq}"``; ``epoch`` is unique per hub
-(process start), ``seq`` counts up from 1. The last ``replay_size`` events stay
-in a ring buffer so a client reconnecting with ``Last-Event-ID`` gets exactly
-what it missed. When that is impossible (an id from another process or
-replica, older than the buffer, or garbage) the client gets a ``reset`` event
-instead, telling it to reload from the REST API.
+Every data event's id is its place in the RabbitMQ event stream:
+``f"{offset}-{tag}"``. ``offset`` is the stream position; ``tag`` fingerprints
+the message at that position (its message id and body), so it is the same on
+every gateway replica, worker process and restart, and an id that names
+another message — a recreated stream, another broker — is detected instead of
+being resumed from the wrong place. The last ``replay_size`` events stay in a
+ring buffer so a client reconnecting with ``Last-Event-ID`` gets exactly what
+it missed; older positions are read back from the stream itself
+(``services/gateway/resume.py``); only a position the stream no longer retains
+(or garbage) gets a ``reset`` event telling the client to reload from REST.
+
+Clients are indexed by filter (``/api/events?camera=…&alert_level=…``): an
+event is projected once per distinct filter and framed once per projection,
+so the cost per event grows with the number of filters in use and the number
+of clients served, never with their product.
 
 Each client has its own bounded queue. ``publish`` never waits: a client whose
 queue is full is dropped at once (its stream ends, it can resume by
@@ -23,12 +32,15 @@ import itertools
 import json
 import logging
 import uuid
+import zlib
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
 
-from sse_starlette import ServerSentEvent
-
+from services.gateway.event_filters import ALL, EventFilter, project
+from services.gateway.sse import frame
 from shared.contracts import SSE_HEARTBEAT, SSE_RESET
 
 log = logging.getLogger(__name__)
@@ -41,12 +53,53 @@ class Event:
     event: str
     data: str
     id: str | None = None
-    # The event framed once by sse-starlette, sent as is to every client.
+    # Stream position of a data event (None for heartbeats and per-client events).
+    offset: int | None = field(default=None, compare=False)
+    # The event framed once, sent as is to every client.
     wire: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        framed = ServerSentEvent(data=self.data, event=self.event, id=self.id).encode()
-        object.__setattr__(self, "wire", framed)
+        object.__setattr__(self, "wire", frame(self.data, event=self.event, id=self.id))
+
+
+def fingerprint(message_id: str | None, body: bytes) -> str:
+    """The tag of a stream message: 8 hex digits of CRC-32 over its id and body."""
+    return f"{zlib.crc32(body, zlib.crc32((message_id or '').encode())):08x}"
+
+
+def event_id(offset: int, tag: str) -> str:
+    return f"{offset}-{tag}"
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    offset: int
+    tag: str
+
+
+class MalformedId(ValueError):
+    pass
+
+
+def parse_event_id(text: str) -> Position:
+    offset_text, sep, tag = text.strip().partition("-")
+    # 19 digits: any BIGINT; longer ones name no stream position (and int() would balk).
+    if not sep or not offset_text.isdigit() or len(offset_text) > 19 or len(tag) != 8:
+        raise MalformedId(f"malformed event id {text[:80]!r}")
+    try:
+        int(tag, 16)
+    except ValueError:
+        raise MalformedId(f"malformed event id {text[:80]!r}") from None
+    return Position(int(offset_text), tag)
+
+
+class Where(Enum):
+    """Where a client's last position is, seen from this hub."""
+
+    IN_BUFFER = "in_buffer"  # replay from the ring
+    BEFORE_BUFFER = "before_buffer"  # read it back from the stream
+    AHEAD = "ahead"  # not read yet by this process (it lags the one that sent it)
+    MISMATCH = "mismatch"  # another message is at that offset: a recreated stream
 
 
 class Client:
@@ -57,10 +110,11 @@ class Client:
     per connection is what limits how many clients one process holds.
     """
 
-    __slots__ = ("_events", "_limit", "_waiter", "drop_reason", "ended", "id")
+    __slots__ = ("_events", "_limit", "_waiter", "drop_reason", "ended", "filter", "id")
 
-    def __init__(self, id: str, limit: int) -> None:
+    def __init__(self, id: str, limit: int, event_filter: EventFilter = ALL) -> None:
         self.id = id
+        self.filter = event_filter
         self.drop_reason: str | None = None
         # Done when the hub drops the client (queue overflow or shutdown).
         self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -120,6 +174,7 @@ class HubStats:
     events_sent: Counter[str] = field(default_factory=Counter)
     events_published: Counter[str] = field(default_factory=Counter)
     resets: Counter[str] = field(default_factory=Counter)
+    resumed: Counter[str] = field(default_factory=Counter)
 
 
 def now_iso() -> str:
@@ -132,59 +187,132 @@ def reset_data(reason: str) -> str:
 
 class Hub:
     def __init__(self, *, replay_size: int, client_queue_size: int) -> None:
-        self.epoch = uuid.uuid4().hex[:12]
-        self._seq = 0
         self._buffer: deque[Event] = deque(maxlen=replay_size)
         self._client_queue_size = client_queue_size
-        self._clients: dict[str, Client] = {}
+        # Clients by filter, then by id: an event is projected once per filter.
+        self._groups: dict[EventFilter, dict[str, Client]] = {}
         self._client_ids = itertools.count(1)
+        # Names this process in client ids and logs (event ids do not depend on it).
+        self.instance = uuid.uuid4().hex[:8]
         self._closed = False
+        self._head: Event | None = None
+        # The event evicted last: a client that saw it has missed only the ring.
+        self._before_oldest: Event | None = None
+        self._advanced: asyncio.Future[None] | None = None
         self.stats = HubStats()
 
     # -- producer side -----------------------------------------------------
 
-    def publish(self, event: str, data: str) -> Event:
-        """Give `data` the next id, keep it for replay and queue it for every client."""
-        self._seq += 1
-        sse = Event(event, data, f"{self.epoch}-{self._seq}")
+    def publish(
+        self, event: str, data: str, *, offset: int | None = None, tag: str | None = None
+    ) -> Event | None:
+        """Keep the event at `offset` for replay and queue it for every matching client.
+
+        Offsets already seen are ignored (a reader re-delivering after a broker
+        reconnect), so no client gets an event twice. Without an offset the
+        next one is used (tests and benchmarks without a broker).
+        """
+        head_offset = self.head_offset
+        if offset is None:
+            offset = 0 if head_offset is None else head_offset + 1
+        elif head_offset is not None and offset <= head_offset:
+            return None
+        if tag is None:
+            tag = fingerprint(None, data.encode())
+        sse = Event(event, data, event_id(offset, tag), offset)
+        if len(self._buffer) == self._buffer.maxlen:
+            self._before_oldest = self._buffer[0]
         self._buffer.append(sse)
+        self._head = sse
         self.stats.events_published[event] += 1
         self._offer_all(sse)
+        if self._advanced is not None and not self._advanced.done():
+            self._advanced.set_result(None)
         return sse
 
     def heartbeat(self) -> None:
         """Queue a `heartbeat` (no id, not kept for replay) for every client."""
-        self._offer_all(Event(SSE_HEARTBEAT, json.dumps({"timestamp": now_iso()})))
+        beat = Event(SSE_HEARTBEAT, json.dumps({"timestamp": now_iso()}))
+        for clients in list(self._groups.values()):
+            self._offer(clients, beat)
 
     def _offer_all(self, event: Event) -> None:
-        for client in list(self._clients.values()):
+        for event_filter, clients in list(self._groups.items()):
+            projected = project(event, event_filter, _reframe)
+            if projected is not None:
+                self._offer(clients, projected)
+
+    def _offer(self, clients: dict[str, Client], event: Event) -> None:
+        for client in list(clients.values()):
             if not client.offer(event):
                 self.drop(client, "client too slow: queue full")
 
-    def reset_all(self, reason: str) -> Event:
-        """Tell every client to reload from REST; kept in the buffer so resumers see it too."""
-        self.stats.resets[reason] += 1
-        return self.publish(SSE_RESET, reset_data(reason))
-
     # -- client side -------------------------------------------------------
 
-    def subscribe(self, last_event_id: str | None) -> tuple[Client, list[Event]]:
-        """Register a client; return it with its backlog (replayed events or a reset)."""
-        client = Client(f"{self.epoch}-c{next(self._client_ids)}", self._client_queue_size)
-        backlog = [] if last_event_id is None else self._backlog_after(last_event_id)
+    def where(self, position: Position) -> Where:
+        """Where `position` is relative to the ring buffer (no await: atomic)."""
+        head = self.head_offset
+        if head is None or position.offset > head:
+            return Where.AHEAD
+        oldest = self._buffer[0].offset
+        assert oldest is not None
+        if position.offset < oldest:
+            edge = self._before_oldest
+            if edge is not None and edge.offset == position.offset:
+                return Where.IN_BUFFER if edge.id == event_id(*_pair(position)) else Where.MISMATCH
+            return Where.BEFORE_BUFFER
+        for kept in reversed(self._buffer):
+            assert kept.offset is not None
+            if kept.offset == position.offset:
+                return Where.IN_BUFFER if kept.id == event_id(*_pair(position)) else Where.MISMATCH
+            if kept.offset < position.offset:
+                break
+        # Inside the ring's range but no event of ours is there: not an id we issued.
+        return Where.MISMATCH
+
+    def subscribe(
+        self,
+        last_event_id: str | None = None,
+        event_filter: EventFilter = ALL,
+        *,
+        after_offset: int | None = None,
+        client_id: str | None = None,
+    ) -> tuple[Client, list[Event]]:
+        """Register a client; return it with its backlog (replayed events or a reset).
+
+        `after_offset` (already verified by the caller) replays everything after
+        it from the ring; a `last_event_id` is checked here and gets a reset
+        when the ring cannot serve it (the route reads older positions back from
+        the stream before calling this).
+        """
+        client = Client(client_id or self.next_client_id(), self._client_queue_size, event_filter)
+        backlog: list[Event] = []
+        if after_offset is not None:
+            backlog = self._backlog_after(after_offset, event_filter)
+        elif last_event_id is not None:
+            backlog = self._backlog_for(last_event_id, event_filter)
         if self._closed:
             client.end("server shutting down")
             return client, backlog
-        self._clients[client.id] = client
+        self._groups.setdefault(event_filter, {})[client.id] = client
         self.stats.connections += 1
         return client, backlog
 
+    def next_client_id(self) -> str:
+        return f"{self.instance}-c{next(self._client_ids)}"
+
     def unsubscribe(self, client: Client) -> None:
-        self._clients.pop(client.id, None)
+        group = self._groups.get(client.filter)
+        if group is None or group.pop(client.id, None) is None:
+            return
+        if not group:
+            del self._groups[client.filter]
 
     def drop(self, client: Client, reason: str) -> None:
-        if self._clients.pop(client.id, None) is None:
+        group = self._groups.get(client.filter)
+        if group is None or client.id not in group:
             return
+        self.unsubscribe(client)
         client.end(reason)
         self.stats.dropped_clients += 1
         log.warning("dropped SSE client", extra={"client_id": client.id, "reason": reason})
@@ -192,39 +320,92 @@ class Hub:
     def close(self) -> None:
         """End every client stream, and any that connects later (shutdown)."""
         self._closed = True
-        for client in list(self._clients.values()):
-            self._clients.pop(client.id, None)
-            client.end("server shutting down")
+        groups, self._groups = self._groups, {}
+        for clients in groups.values():
+            for client in clients.values():
+                client.end("server shutting down")
+
+    async def wait_past(self, offset: int, timeout_s: float) -> bool:
+        """Wait until this hub has read the stream up to `offset`; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.head_offset is None or self.head_offset < offset:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            if self._advanced is None or self._advanced.done():
+                self._advanced = loop.create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._advanced), remaining)
+            except TimeoutError:
+                return False
+        return True
 
     @property
     def client_count(self) -> int:
-        return len(self._clients)
+        return sum(len(clients) for clients in self._groups.values())
 
     @property
-    def head_id(self) -> str:
-        """The id of the newest event (``epoch-0`` before the first one)."""
-        return f"{self.epoch}-{self._seq}"
+    def filter_count(self) -> int:
+        return len(self._groups)
 
-    def _backlog_after(self, last_event_id: str) -> list[Event]:
-        epoch, _, seq_text = last_event_id.strip().rpartition("-")
-        if epoch != self.epoch:
-            return [self._reset_for_client("unknown or expired event id")]
-        try:
-            seq = int(seq_text)
-        except ValueError:
-            return [self._reset_for_client("malformed event id")]
-        oldest_kept = self._seq - len(self._buffer) + 1
-        if seq > self._seq or seq < 0:
-            return [self._reset_for_client("unknown or expired event id")]
-        if seq < oldest_kept - 1:
-            return [self._reset_for_client("event id older than the replay buffer")]
-        # The buffer holds consecutive seqs, so the missed events are its tail.
-        return list(itertools.islice(self._buffer, seq - oldest_kept + 1, None))
+    @property
+    def head_offset(self) -> int | None:
+        return None if self._head is None else self._head.offset
 
-    def _reset_for_client(self, reason: str) -> Event:
-        # Carries the head id: resuming from here after the reload misses nothing.
+    @property
+    def oldest_offset(self) -> int | None:
+        return self._buffer[0].offset if self._buffer else None
+
+    @property
+    def head_id(self) -> str | None:
+        """The id of the newest event (None before the first one)."""
+        return None if self._head is None else self._head.id
+
+    def reset_event(self, reason: str) -> Event:
+        """A reset for one client; it carries the head id, so resuming from it misses nothing.
+
+        Before the first event the id is empty, which clears the browser's
+        Last-Event-ID: its next connection is a fresh one.
+        """
         self.stats.resets[reason] += 1
-        return Event(SSE_RESET, reset_data(reason), self.head_id)
+        return Event(SSE_RESET, reset_data(reason), self.head_id or "")
+
+    def _backlog_for(self, last_event_id: str, event_filter: EventFilter) -> list[Event]:
+        try:
+            position = parse_event_id(last_event_id)
+        except MalformedId:
+            return [self.reset_event("malformed event id")]
+        where = self.where(position)
+        if where is Where.IN_BUFFER:
+            return self._backlog_after(position.offset, event_filter)
+        if where is Where.BEFORE_BUFFER:
+            return [self.reset_event("event id older than the replay buffer")]
+        return [self.reset_event("unknown or expired event id")]
+
+    def _backlog_after(self, offset: int, event_filter: EventFilter) -> list[Event]:
+        missed: list[Event] = []
+        for kept in reversed(self._buffer):
+            assert kept.offset is not None
+            if kept.offset <= offset:
+                break
+            missed.append(kept)
+        missed.reverse()
+        if event_filter is ALL:
+            return missed
+        projected = (project(event, event_filter, _reframe) for event in missed)
+        return [event for event in projected if event is not None]
+
+
+def _pair(position: Position) -> tuple[int, str]:
+    return position.offset, position.tag
+
+
+def _reframe(event: Event, data: str) -> Event:
+    return Event(event.event, data, event.id, event.offset)
+
+
+Reframe = Callable[[Event, str], Event]
 
 
 async def send_heartbeats(hub: Hub, interval_s: float) -> None:

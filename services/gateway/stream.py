@@ -1,29 +1,47 @@
-"""One client's SSE stream: connection event, backlog, then live events until dropped."""
+"""One client's SSE stream as a plain ASGI response (no sse-starlette).
+
+Per connection this runs the response coroutine and one small watcher task that
+waits for the client to go away — nothing else: no task group, no ping task (the
+hub sends heartbeats through the client's queue), no cancel scope per write.
+Memory and tasks per connection are what limit the fan-out (docs/GATEWAY.md).
+
+The connection is cut (the response task cancelled) when the client disconnects,
+when the hub dropped the client and its stream did not end by itself within
+`drop_grace_s` (it is stuck writing to a client that stopped reading), and at
+server exit (`GatewayServer.shutdown` closes the hub, which ends every stream).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
-import anyio
-from sse_starlette import EventSourceResponse, ServerSentEvent
-from sse_starlette.sse import SendTimeoutError
-from starlette.types import Message, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from services.gateway.hub import Client, Event, Hub, now_iso
+from services.gateway.sse import frame
 from shared.contracts import SSE_CONNECTION
 
 log = logging.getLogger(__name__)
 
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"x-accel-buffering", b"no"),  # nginx and friends: do not buffer the stream
+]
 
-async def client_events(
-    hub: Hub, client: Client, backlog: list[Event], resumed_from: str | None
-) -> AsyncIterator[bytes]:
-    """The stream's chunks; hub events are framed once by the hub, not once per client."""
-    connection = {"client_id": client.id, "timestamp": now_iso(), "resumed_from": resumed_from}
-    yield ServerSentEvent(data=json.dumps(connection), event=SSE_CONNECTION).encode()
-    hub.stats.events_sent[SSE_CONNECTION] += 1
+
+def connection_event(client_id: str, resumed_from: str | None) -> bytes:
+    connection = {"client_id": client_id, "timestamp": now_iso(), "resumed_from": resumed_from}
+    return frame(json.dumps(connection), event=SSE_CONNECTION)
+
+
+async def live_events(hub: Hub, client: Client, backlog: list[Event]) -> AsyncIterator[bytes]:
+    """The backlog, then live events until the hub drops the client."""
     for event in backlog:
         yield event.wire
         hub.stats.events_sent[event.event] += 1
@@ -36,65 +54,102 @@ async def client_events(
         hub.stats.events_sent[event_or_end.event] += 1
 
 
-class ClientStreamResponse(EventSourceResponse):
-    """An EventSourceResponse bound to a hub client.
+class EventStreamResponse(Response):
+    """ASGI response: headers, then every chunk of `chunks` as it comes.
 
-    It unregisters the client however the response ends (even if the stream
-    never started), and cuts the connection when the hub dropped the client but
-    the stream did not end by itself within `drop_grace_s` — which is what
-    happens when it is stuck writing to a client that stopped reading.
-
-    Per connection it runs only sse-starlette's own tasks (stream, disconnect
-    listener, exit listener): no ping task (the hub sends heartbeats through the
-    client's queue) and no task group of ours (the cut reuses the exit listener,
-    and the hub ends every stream at server exit). Memory and tasks per
-    connection are what limit the fan-out; see docs/GATEWAY.md.
+    A starlette Response only so FastAPI passes it through; none of Response's
+    body handling is used (no Content-Length: the stream has no end).
     """
+
+    media_type = "text/event-stream"
 
     def __init__(
         self,
         hub: Hub,
-        client: Client,
-        content: AsyncIterator[bytes],
+        chunks_for: Callable[[EventStreamResponse], AsyncIterator[bytes]],
         *,
         drop_grace_s: float,
-        send_timeout: float | None,
+        send_timeout_s: float | None,
     ) -> None:
-        super().__init__(content, ping=0, send_timeout=send_timeout)
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = list(HEADERS)
         self._hub = hub
-        self._client = client
+        self._chunks = chunks_for(self)
         self._drop_grace_s = drop_grace_s
+        self._send_timeout_s = send_timeout_s
+        # Set by `attach` once the client is registered (after any catch-up).
+        self.client: Client | None = None
+        self._task: asyncio.Task[object] | None = None
+        self._cut_reason: str | None = None
+
+    def attach(self, client: Client) -> None:
+        """Called by the chunks' producer once the hub registered `client`."""
+        self.client = client
+        client.ended.add_done_callback(lambda _: self._arm_cut())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        watcher = asyncio.create_task(self._watch_disconnect(receive))
         try:
-            await super().__call__(scope, receive, send)
-        except SendTimeoutError:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            async for chunk in self._chunks:
+                await self._send(send, chunk)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if self._cut_reason is None:
+                raise  # not ours (server exit after the grace period): let it propagate
+            task.uncancel()
+            log.info(
+                "SSE connection cut",
+                extra={"client_id": self._client_id, "reason": self._cut_reason},
+            )
+        except (OSError, TimeoutError) as exc:
             log.warning(
-                "SSE send timed out; closing the connection", extra={"client_id": self._client.id}
+                "SSE send failed; closing the connection",
+                extra={"client_id": self._client_id, "error": repr(exc)},
             )
         finally:
-            self._hub.unsubscribe(self._client)
+            watcher.cancel()
+            if self.client is not None:
+                self._hub.unsubscribe(self.client)
+            await _close(self._chunks)
 
-    async def _listen_for_exit_signal(self) -> None:  # type: ignore[override]
-        # sse-starlette runs this in the response's task group and ends the
-        # response when it returns. Server exit reaches the stream through the hub
-        # (end_streams_at_server_exit), so here it waits for the client's drop.
-        await self._client.ended
-        await anyio.sleep(self._drop_grace_s)
-        log.info(
-            "cutting connection of dropped SSE client",
-            extra={"client_id": self._client.id, "reason": self._client.drop_reason},
-        )
+    @property
+    def _client_id(self) -> str | None:
+        return None if self.client is None else self.client.id
 
-    async def _send_with_timeout(self, send: Send, message: Message) -> None:
-        if self.send_timeout is None:
-            # No cancel scope per write: arming it cost a quarter of the fan-out's CPU.
+    async def _send(self, send: Send, chunk: bytes) -> None:
+        message = {"type": "http.response.body", "body": chunk, "more_body": True}
+        if self._send_timeout_s is None:
+            # No timer per write: arming one cost a quarter of the fan-out's CPU.
             await send(message)
             return
-        await super()._send_with_timeout(send, message)
+        async with asyncio.timeout(self._send_timeout_s):
+            await send(message)
+
+    def _arm_cut(self) -> None:
+        # The stream ends by itself right after the drop unless a write is stuck.
+        reason = self.client.drop_reason if self.client is not None else None
+        asyncio.get_running_loop().call_later(self._drop_grace_s, self._cut, f"dropped: {reason}")
+
+    def _cut(self, reason: str) -> None:
+        task = self._task
+        if task is not None and not task.done() and self._cut_reason is None:
+            self._cut_reason = reason
+            task.cancel()
+
+    async def _watch_disconnect(self, receive: Receive) -> None:
+        # A GET's request body is empty: the next message that matters is the disconnect.
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self._cut("client disconnected")
 
 
-async def end_streams_at_server_exit(hub: Hub) -> None:
-    """When uvicorn starts shutting down, end every client stream (one waiter for all)."""
-    await EventSourceResponse._listen_for_exit_signal()
-    hub.close()
+async def _close(chunks: AsyncIterator[bytes]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()

@@ -31,11 +31,7 @@ async def main(settings: PollerSettings) -> None:
     pool = await open_database(settings, stop)
     if pool is None:
         return
-    bus = Bus(
-        settings.amqp_url,
-        settings.exchange_name,
-        publish_timeout_s=settings.poller_publish_timeout_s,
-    )
+    bus = Bus.for_settings(settings, publish_timeout_s=settings.poller_publish_timeout_s)
     try:
         await bus.connect(retry_for_s=settings.poller_connect_retry_s)
         log.info(

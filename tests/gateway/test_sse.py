@@ -63,7 +63,7 @@ async def test_stage2_complete_reaches_two_clients_with_exact_payload_and_id(
         assert event.event == "etl:stage2:complete"
         assert event.data == encode(message).decode()  # the bus body, untouched
         assert Stage2Complete.model_validate_json(event.data) == message
-        assert re.fullmatch(rf"{gateway.hub.epoch}-\d+", event.id)
+        assert re.fullmatch(r"\d+-[0-9a-f]{8}", event.id)  # stream offset + fingerprint
     assert events[0].id == events[1].id
 
 
@@ -82,7 +82,7 @@ async def test_each_routing_key_becomes_its_sse_event(
         ("execution:batch", encode(batch).decode()),
         ("etl:stage2:failed", encode(failed).decode()),
     ]
-    ids = [int(e.id.rsplit("-", 1)[1]) for e in got]
+    ids = [int(e.id.split("-")[0]) for e in got]
     assert ids[1] == ids[0] + 1
 
 
@@ -147,6 +147,29 @@ async def test_last_event_id_query_parameter_resumes_like_the_header(
     assert (replayed.id, replayed.data) == (missed.id, missed.data)
 
 
+async def test_an_id_older_than_the_ring_is_read_back_from_the_stream(
+    gateway_factory: GatewayFactory, bus: Bus
+) -> None:
+    gateway = await gateway_factory(replay_buffer_size=2)
+    sse = SseConnector(gateway.base_url, [])
+    try:
+        early = await sse.connect()
+        for i in range(1, 6):
+            await bus.publish(stage2_complete(i))
+        sent = [await early.next() for _ in range(5)]
+        await published(gateway.hub, 5)
+        # The ring holds 4 and 5 only: 2 and 3 come back from the stream, then the ring.
+        back = await sse.connect(last_event_id=sent[0].id)
+        replayed = [await back.next() for _ in range(4)]
+        assert [(e.id, e.data) for e in replayed] == [(e.id, e.data) for e in sent[1:]]
+        assert gateway.hub.stats.resumed["stream"] == 1
+        live = stage2_complete(99)
+        await bus.publish(live)
+        assert (await back.next()).data == encode(live).decode()
+    finally:
+        await close_all(sse)
+
+
 async def test_unusable_last_event_id_gets_reset_then_live_events(
     gateway_factory: GatewayFactory, bus: Bus
 ) -> None:
@@ -158,11 +181,16 @@ async def test_unusable_last_event_id_gets_reset_then_live_events(
             await bus.publish(stage2_complete(i))
         first_id = (await early.next()).id
         await published(gateway.hub, 4)
+        offset, _, tag = first_id.partition("-")
+        wrong_tag = f"{(int(tag, 16) ^ 1):08x}"
 
         for stale, reason in [
-            (first_id, "older than the replay buffer"),
-            ("0123456789ab-1", "unknown or expired event id"),
-            ("not-an-id", "unknown or expired event id"),
+            # Another message at that offset (a recreated stream), in and before the ring.
+            (f"{offset}-{wrong_tag}", "no longer in the stream"),
+            (f"{gateway.hub.head_offset}-{wrong_tag}", "unknown or expired event id"),
+            # A position this stream never reached.
+            ("999999-0123abcd", "unknown or expired event id"),
+            ("not-an-id", "malformed event id"),
         ]:
             client = await sse.connect(last_event_id=stale)
             reset = await client.next()
