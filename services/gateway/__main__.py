@@ -22,7 +22,7 @@ def main() -> None:
     if workers == 1:
         run_worker()
     else:
-        supervise(run_worker, workers)
+        supervise(run_worker, workers)  # workers numbered from 1
 
 
 if __name__ == "__main__":

@@ -73,17 +73,18 @@ def supervise(target: Callable[[int], None], workers: int) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    processes = [start(index) for index in range(workers)]
+    processes = [start(index) for index in range(1, workers + 1)]
     log.info("gateway workers started", extra={"workers": workers})
     while not stopping:
         time.sleep(RESTART_DELAY_S)
-        for index, process in enumerate(processes):
+        for slot, process in enumerate(processes):
+            index = slot + 1
             if not process.is_alive() and not stopping:
                 log.warning(
                     "gateway worker exited; restarting",
                     extra={"worker": index, "exitcode": process.exitcode},
                 )
-                processes[index] = start(index)
+                processes[slot] = start(index)
     for process in processes:
         if process.pid is not None and process.is_alive():
             os.kill(process.pid, signal.SIGTERM)

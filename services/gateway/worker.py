@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import signal
 
 import uvicorn
 
@@ -26,7 +27,7 @@ def tune_gc() -> None:
 
 
 def run_worker(index: int = 0) -> None:
-    """One worker process: the app under uvicorn on its own SO_REUSEPORT socket."""
+    """The app under uvicorn; `index` 0: the only process, 1…N: workers under `supervise`."""
     settings = GatewaySettings()
     configure_logging(settings.log_level, "gateway")
     app = create_app(settings)
@@ -40,5 +41,10 @@ def run_worker(index: int = 0) -> None:
         access_log=False,
     )
     server = GatewayServer(config, on_shutdown=[resources.hub.close])
+    if index:
+        # Under the supervisor, Ctrl-C reaches the whole process group: the parent
+        # turns it into one SIGTERM per worker. uvicorn handles both while it runs and
+        # re-raises them when it is done; ignored then, the worker exits with 0.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     server.run(sockets=[reuseport_socket(settings.gateway_host, settings.gateway_port)])
-    del index
