@@ -19,7 +19,7 @@ from typing import Any
 
 import uvloop
 
-from bench import fanout, latency, poller_cycle, stage2_throughput, versus_old
+from bench import failover, fanout, latency, poller_cycle, stage2_throughput, versus_old
 from bench.machine import describe
 from bench.report import print_table
 from bench.targets import evaluate
@@ -35,6 +35,7 @@ FULL: dict[str, Runner] = {
     "latency": lambda: latency.run(),
     "versus_old": lambda: versus_old.run(),
     "fanout": lambda: fanout.run(),
+    "failover": lambda: failover.run(),
 }
 QUICK: dict[str, Runner] = {
     "poller": lambda: poller_cycle.run(sizes=(2_000,), cycles=3, batch=5),
@@ -46,6 +47,7 @@ QUICK: dict[str, Runner] = {
         count=15, rate=10, max_delay_ms=400, baseline_intervals=(1.0,), drain_s=2.5
     ),
     "fanout": lambda: fanout.run(counts=[20], singles=2, burst=3, profile_at=None),
+    "failover": lambda: failover.run(clients=20),
 }
 
 

@@ -63,11 +63,12 @@ def exchange_name(name: str) -> str:
 
 
 async def delete_exchange(name: str) -> None:
-    """Remove a benchmark's exchanges and dead-letter queue (service queues expire)."""
+    """Remove a benchmark's exchanges, dead-letter queue and event stream."""
     connection = await connect(AMQP_URL)
     try:
         channel = await connection.channel()
         await channel.queue_delete(f"{name}.dead-letter")
+        await channel.queue_delete(f"{name}.stream")
         await channel.exchange_delete(name)
         await channel.exchange_delete(f"{name}.dlx")
     finally:
@@ -81,6 +82,8 @@ def service_env(database_url: str, exchange: str, **extra: object) -> dict[str, 
         "AMQP_URL": AMQP_URL,
         "EXCHANGE_NAME": exchange,
         "LOG_LEVEL": "WARNING",
+        # One gateway process (its pid is the one measured) unless a case asks for more.
+        "GATEWAY_WORKERS": "1",
     }
     env.update({key.upper(): str(value) for key, value in extra.items()})
     return env

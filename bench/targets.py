@@ -65,6 +65,14 @@ def _poller(r: dict[str, Any]) -> tuple[bool, str]:
     return x["p50_ms"] <= 10, f"p50 {x['p50_ms']} ms, p95 {x['p95_ms']} ms at 1M"
 
 
+def _failover(r: dict[str, Any]) -> tuple[bool, str]:
+    bad = r["resets"] + r["missing"] + r["duplicates"] + r["rest_reloads_caused"]
+    return bad == 0 and r["clients_resumed"] == r["clients"], (
+        f"{r['clients']} clients: {r['resets']} resets, {r['missing']} missing, "
+        f"{r['duplicates']} duplicates; all resumed {r['all_resumed_after_kill_ms']} ms after kill"
+    )
+
+
 TARGETS = (
     Target("latency", "commit → SSE at 500/s: p50 ≤ 20 ms, p99 ≤ 100 ms", _latency_500),
     Target("versus_old", "0 missed, ≥ 50x lower median than the old design", _versus),
@@ -74,6 +82,7 @@ TARGETS = (
     Target("fanout", "≥ 0.5x nchan's delivered events/s", _peer),
     Target("stage2", "≥ 200 executions/s per process (100 KB JPEGs)", _stage2),
     Target("poller", "≤ 10 ms per cycle at 1M executions", _poller),
+    Target("failover", "SIGKILL a gateway: 0 resets, 0 missing, 0 duplicates", _failover),
 )
 
 

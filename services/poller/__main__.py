@@ -7,7 +7,8 @@ import logging
 
 import asyncpg
 
-from services.poller.loop import run_poller
+from services.etl.outbox.listener import NotifyListener
+from services.poller.loop import BACKLOG_CHANNEL, run_poller
 from shared.bus import Bus
 from shared.db import create_pool, migrate_when_reachable
 from shared.lifecycle import serve_metrics, stop_on_signals
@@ -42,7 +43,16 @@ async def main(settings: PollerSettings) -> None:
                 "batch_size": settings.poller_batch_size,
             },
         )
-        await run_poller(pool, bus, settings, stop)
+        # Woken by the Stage 2 commit's NOTIFY; the interval stays as the fallback.
+        wake = asyncio.Event()
+        listener = asyncio.create_task(
+            NotifyListener(settings.database_url, {BACKLOG_CHANNEL: wake}).run(stop)
+        )
+        try:
+            await run_poller(pool, bus, settings, stop, wake=wake)
+        finally:
+            stop.set()
+            await listener
     finally:
         await bus.close()
         await pool.close()

@@ -18,6 +18,9 @@ from shared.settings import PollerSettings
 
 log = logging.getLogger(__name__)
 
+# NOTIFY channel of a Stage 2 commit that put an execution in the backlog (migration 0050).
+BACKLOG_CHANNEL = "broadcast_backlog"
+
 # Failures a cycle survives: the transaction rolled back, the next cycle retries.
 _DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
@@ -28,27 +31,42 @@ async def run_poller(
     settings: PollerSettings,
     stop: asyncio.Event,
     on_published: Callable[[list[int]], None] | None = None,
+    wake: asyncio.Event | None = None,
 ) -> None:
-    """Poll until `stop` is set; the cycle in progress always finishes (commit or rollback)."""
+    """Poll until `stop` is set; the cycle in progress always finishes (commit or rollback).
+
+    A cycle runs every `poller_interval_s`, and at once when `wake` is set (the
+    NOTIFY of a Stage 2 commit, see `BACKLOG_CHANNEL`).
+    """
     # Trimming runs beside the cycles: a large first trim must not hold them up.
     trimmer = asyncio.create_task(_trim_every_interval(pool, settings, stop))
     try:
         while not stop.is_set():
+            if wake is not None:
+                wake.clear()  # a NOTIFY during this cycle makes the next one start at once
             ids = await _cycle(pool, bus, settings)
             if ids and on_published is not None:
                 on_published(ids)
             if len(ids) < settings.poller_batch_size:
                 # A full batch means more is waiting: go again at once instead of sleeping.
-                await _sleep_unless_stopped(stop, settings.poller_interval_s)
+                await _sleep_unless_stopped(stop, settings.poller_interval_s, wake)
     finally:
         trimmer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await trimmer
 
 
-async def _sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+async def _sleep_unless_stopped(
+    stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None
+) -> None:
+    waits = [asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waits.append(asyncio.ensure_future(wake.wait()))
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waits:
+            waiter.cancel()
 
 
 async def _cycle(pool: asyncpg.Pool, bus: Bus, settings: PollerSettings) -> list[int]:
