@@ -15,6 +15,8 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from bench.infra import bench_database, delete_exchange, exchange_name, raise_nofile_limit
@@ -26,8 +28,6 @@ from shared.contracts import ExtractedData, Stage2Complete
 
 
 def _event(index: int) -> Stage2Complete:
-    from datetime import UTC, datetime
-
     return Stage2Complete(
         execution_id=index + 1,
         processing_time_ms=1.0,
@@ -40,6 +40,13 @@ def _event(index: int) -> Stage2Complete:
         ),
         timestamp=datetime.now(UTC),
     )
+
+
+async def _until(done: Callable[[], bool], guard_s: float = 60) -> None:
+    """Poll `done` (the clients' counters have no event to wait on); the guard stops a hang."""
+    deadline = time.monotonic() + guard_s
+    while not done() and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
 
 
 async def failover(
@@ -77,13 +84,10 @@ async def failover(
         publishing = False
         await publisher
         # Until the observer has everything, then every client has what it has.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(observer.records[0].offsets) < published:
-            await asyncio.sleep(0.05)
+        await _until(lambda: len(observer.records[0].offsets) >= published)
         expected = observer.records[0].offsets
         last = expected[-1]
-        while time.monotonic() < deadline and crowd.received(last) < clients:
-            await asyncio.sleep(0.05)
+        await _until(lambda: crowd.received(last) >= clients)
         all_have_last_at = time.time()
         exact = check_exact(crowd.records, expected)
         resumed = [r.resumed_at for r in crowd.records if r.resumed_at is not None]
