@@ -12,6 +12,7 @@ reload from REST; this client counts it instead (`rest_reloads`).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections.abc import Sequence
@@ -170,5 +171,5 @@ def check_exact(records: Sequence[ClientRecord], published: Sequence[int]) -> di
         seen = record.offsets
         duplicates += len(seen) - len(set(seen))
         missing += len(set(expected) - set(seen))
-        out_of_order += sum(1 for a, b in zip(seen, seen[1:], strict=False) if b <= a)
+        out_of_order += sum(1 for a, b in itertools.pairwise(seen) if b <= a)
     return {"missing": missing, "duplicates": duplicates, "out_of_order": out_of_order}
