@@ -106,6 +106,22 @@ def latencies(recorder: Recorder, ids: set[int]) -> tuple[list[float], int]:
     return list(seen.values()), len(ids) - len(seen)
 
 
+def batch_latencies(recorder: Recorder, ids: set[int]) -> tuple[list[float], int]:
+    """Stage 2 commit → the `execution:batch` carrying the execution (the poller's path)."""
+    committed: dict[int, float] = {}
+    arrived: dict[int, float] = {}
+    for receipt in recorder.receipts:
+        if receipt.event in STAGE2_COMPLETE and receipt.timestamp:
+            committed.setdefault(
+                receipt.ids[0], datetime.fromisoformat(receipt.timestamp).timestamp()
+            )
+        elif receipt.event == "execution:batch":
+            for execution_id in receipt.ids:
+                arrived.setdefault(execution_id, receipt.received_at)
+    values = [arrived[i] - committed[i] for i in ids if i in arrived and i in committed]
+    return values, len(ids) - len(values)
+
+
 async def run(
     rates: tuple[int, ...] = (50, 200, 500), duration_s: float = 6.0, profile: bool = True
 ) -> dict[str, Any]:
@@ -147,7 +163,11 @@ async def run(
                             with CpuMeter(pids) as cpu:
                                 driven = await drive(pool, ids, rate)
                                 await recorder.wait_for_ids(set(ids), STAGE2_COMPLETE, within_s=30)
+                                await recorder.wait_for_ids(
+                                    set(ids), ("execution:batch",), within_s=30
+                                )
                         values, missing = latencies(recorder, set(ids))
+                        batch_values, batch_missing = batch_latencies(recorder, set(ids))
                         results.append(
                             {
                                 "rate_per_s": rate,
@@ -155,6 +175,9 @@ async def run(
                                 "received": len(values),
                                 "missing": missing,
                                 "commit_to_sse": summary_ms(values),
+                                # The poller's path: woken by the commit's NOTIFY.
+                                "commit_to_batch": summary_ms(batch_values),
+                                "batch_missing": batch_missing,
                                 "outbox_relay_lag": await relay_lag(pool, ids),
                                 "cpu_pct": cpu.percent,
                                 "profiles": {k: v.summary for k, v in samplers.items()} or None,
