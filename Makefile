@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install test lint run bench browser-deps clean
+.PHONY: install test js-test lint run bench browser-deps screenshots clean
 
 install: $(STAMP)
 
@@ -22,13 +22,23 @@ browser-deps:
 		echo "installing Debian chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-test: install browser-deps
+test: install browser-deps js-test
 	$(PY) -m pytest -q -ra
+
+# The dashboard's pure-logic modules (no DOM), with node's own test runner.
+js-test:
+	@command -v node >/dev/null 2>&1 || { echo "node (20+) is needed for the dashboard unit tests"; exit 1; }
+	node --test tests/js/
+
+# The README's screenshot (docs/screenshot.png): only this target writes into the repository.
+screenshots: install browser-deps
+	SMOKESIGNAL_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(PY) -m pytest -q \
+		tests/browser/test_dashboard.py -k saves_a_screenshot
 
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy shared services tests bench
+	$(PY) -m mypy shared services testkit tests bench
 
 run: install
 	$(PY) -m services.run

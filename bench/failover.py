@@ -22,9 +22,9 @@ from typing import Any
 from bench.infra import bench_database, delete_exchange, exchange_name, raise_nofile_limit
 from bench.infra import service_env as bench_service_env
 from bench.resuming_client import ResumingCrowd, check_exact
-from bench.services import Gateway
 from shared.bus import Bus
 from shared.contracts import ExtractedData, Stage2Complete
+from testkit.gateway import GatewayProcess as Gateway
 
 
 def _event(index: int) -> Stage2Complete:

@@ -32,15 +32,15 @@ from bench.infra import (
     raise_nofile_limit,
     rss_kib,
     service_env,
-    unique,
 )
 from bench.nchan import NchanServer
 from bench.profiling import Profile
-from bench.services import Gateway
 from bench.sse_load import FanoutClient
 from bench.stats import summary_ms
 from shared.bus import Bus
 from shared.contracts import ExtractedData, Stage2Complete, encode
+from testkit.gateway import GatewayProcess as Gateway
+from testkit.isolation import unique
 
 MARKER = b'"processing_time_ms"'
 SETTLE_S = 0.3

@@ -1,8 +1,8 @@
 """Where the benchmarks run: their own databases and exchanges, file limits, RSS.
 
-Every benchmark gets a database of its own (``bench_<name>_<hex>``, migrated with
-shared.db.migrate, dropped afterwards) and an exchange name of its own, so a
-benchmark never touches what the tests or `make run` use.
+Every benchmark gets a database of its own (``ss_bench_<run>_<hex>``, migrated,
+dropped afterwards) and an exchange name of its own (``bench.<run>.<name>_<hex>``),
+both from the test kit, so a benchmark never touches what the tests or `make run` use.
 """
 
 from __future__ import annotations
@@ -10,69 +10,37 @@ from __future__ import annotations
 import os
 import resource
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
-from aio_pika import connect
-
-from shared.db import migrate
+from testkit import isolation
+from testkit.isolation import new_exchange_name, temporary_database
+from testkit.processes import REPO_ROOT
 
 ADMIN_DATABASE_URL = os.environ.get(
     "BENCH_ADMIN_DATABASE_URL",
     os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
 )
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+__all__ = ["REPO_ROOT"]
 
 
 @asynccontextmanager
 async def bench_database(name: str) -> AsyncIterator[str]:
     """A fresh migrated database for one benchmark; dropped (WITH FORCE) afterwards."""
-    db_name = unique(f"bench_{name}")
-    admin = await asyncpg.connect(ADMIN_DATABASE_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{db_name}"')
-    finally:
-        await admin.close()
-    url = with_database(ADMIN_DATABASE_URL, db_name)
-    try:
-        await migrate(url)
+    del name  # the kit's names carry the run id; the benchmark's name is in its exchange
+    async with temporary_database(ADMIN_DATABASE_URL, "bench") as url:
         yield url
-    finally:
-        admin = await asyncpg.connect(ADMIN_DATABASE_URL)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 def exchange_name(name: str) -> str:
-    return f"bench.{unique(name)}.events"
+    return new_exchange_name("bench", name)
 
 
 async def delete_exchange(name: str) -> None:
     """Remove a benchmark's exchanges, dead-letter queue and event stream."""
-    connection = await connect(AMQP_URL)
-    try:
-        channel = await connection.channel()
-        await channel.queue_delete(f"{name}.dead-letter")
-        await channel.queue_delete(f"{name}.stream")
-        await channel.exchange_delete(name)
-        await channel.exchange_delete(f"{name}.dlx")
-    finally:
-        await connection.close()
+    await isolation.delete_exchange(AMQP_URL, name)
 
 
 def service_env(database_url: str, exchange: str, **extra: object) -> dict[str, str]:

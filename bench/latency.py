@@ -27,14 +27,15 @@ from typing import Any
 import asyncpg
 
 from bench.infra import CpuMeter, bench_database, delete_exchange, exchange_name, service_env
-from bench.processes import ProcessGroup
 from bench.profiling import Profile
 from bench.recorder_client import Recorder
-from bench.services import Gateway, etl_worker, poller
 from bench.stats import summary_ms
 from services.etl.stage2 import jobs
 from services.etl.stage2.jobs import ClaimedJob, Stage2Result
 from shared.db import create_pool
+from testkit.gateway import GatewayProcess as Gateway
+from testkit.pipeline import etl_worker, poller
+from testkit.processes import ProcessGroup
 
 DRIVER = "bench-driver"
 STAGE2_COMPLETE = ("etl:stage2:complete",)

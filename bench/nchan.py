@@ -9,7 +9,6 @@ Subscribers use EventSource on /sub/<channel>; events are POSTed to /pub/<channe
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,7 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.processes import ManagedProcess
+from testkit.net import free_port
+from testkit.processes import ManagedProcess
 
 NGINX = Path("/usr/sbin/nginx")
 NCHAN_MODULE = Path("/usr/lib/nginx/modules/ngx_nchan_module.so")
@@ -67,13 +67,6 @@ def ensure_installed() -> None:
         check=True,
         env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class NchanServer:

@@ -30,12 +30,12 @@ from typing import Any
 import asyncpg
 
 from bench.infra import CpuMeter, bench_database, delete_exchange, exchange_name, service_env
-from bench.processes import ProcessGroup
 from bench.profiling import Profile
-from bench.services import etl_worker
 from services.demo.generator import make_raw_execution
 from services.etl.stage1.ingest import ingest_execution
 from shared.db import create_pool
+from testkit.pipeline import etl_worker
+from testkit.processes import ProcessGroup
 
 IMAGE_BYTES = 100_000
 DISTINCT_IMAGES = 12  # rendering JPEGs is slow; executions reuse a dozen of them

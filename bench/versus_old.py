@@ -33,13 +33,14 @@ from bench.infra import (
     exchange_name,
     service_env,
 )
-from bench.processes import ProcessGroup
 from bench.recorder_client import Recorder
-from bench.services import Gateway, etl_worker, poller
 from bench.stats import summary_ms
 from services.demo.generator import make_raw_execution
 from services.etl.stage1.ingest import ingest_execution
 from shared.db import create_pool
+from testkit.gateway import GatewayProcess as Gateway
+from testkit.pipeline import etl_worker, poller
+from testkit.processes import ProcessGroup
 
 OURS_EVENTS = ("etl:stage2:complete", "execution:batch")
 WARM_UP_ID = 1  # proves ETL, relay, poller and gateway are all live before measuring

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from shared.cli import parse_no_arguments
 from shared.db import migrate
 from shared.settings import GatewaySettings
 
@@ -242,7 +243,8 @@ async def run(rate: float) -> int:
         say("all services stopped")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parse_no_arguments("python -m services.run", __doc__, argv)
     rate = float(os.environ.get("DEMO_RATE", "2"))
     sys.exit(asyncio.run(run(rate)))
 

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -30,6 +29,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from shared.backoff import Backoff, retry
 from shared.contracts import (
     ROUTING_KEY_BY_MODEL,
     SCHEMA_VERSION,
@@ -115,6 +115,8 @@ class Bus:
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractRobustChannel | None = None
         self._exchange: AbstractExchange | None = None
+        # Channels of `consume`: closed before `delete_topology` deletes their queues.
+        self._consumer_channels: list[aio_pika.abc.AbstractChannel] = []
 
     @classmethod
     def for_settings(cls, settings: CommonSettings, *, publish_timeout_s: float = 10.0) -> Bus:
@@ -131,23 +133,25 @@ class Bus:
 
     async def connect(self, *, retry_for_s: float = 0.0) -> None:
         """Connect and declare the topology; retry with backoff for up to retry_for_s."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + retry_for_s
-        delay = 0.2
-        while True:
-            try:
-                self._connection = await aio_pika.connect_robust(
-                    self.amqp_url,
-                    client_properties={"connection_name": self.exchange_name},
-                    **self._reconnect_kwargs(),
-                )
-                break
-            except (OSError, aio_pika.exceptions.AMQPError) as exc:
-                if loop.time() + delay > deadline:
-                    raise
-                log.warning("broker unreachable, retrying", extra={"error": str(exc)})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+
+        async def connect() -> AbstractRobustConnection:
+            connection: AbstractRobustConnection = await aio_pika.connect_robust(
+                self.amqp_url,
+                client_properties={"connection_name": self.exchange_name},
+                **self._reconnect_kwargs(),
+            )
+            return connection
+
+        self._connection = await retry(
+            connect,
+            retry_on=(OSError, aio_pika.exceptions.AMQPError),
+            backoff=Backoff(0.2, 5.0),
+            log=log,
+            message="broker unreachable, retrying",
+            give_up_after_s=retry_for_s,
+            describe=str,
+        )
+        assert self._connection is not None  # no stop event: it returns or raises
         channel = await self._connection.channel(publisher_confirms=True)
         assert isinstance(channel, AbstractRobustChannel)
         self._publish_channel = channel
@@ -263,6 +267,7 @@ class Bus:
         if self._connection is None:
             raise BusError("bus is not connected")
         channel = await self._connection.channel()
+        self._consumer_channels.append(channel)
         await channel.set_qos(prefetch_count=self.prefetch)
         exchange = await self._declare_topology(channel)
         arguments: dict[str, Any] = {"x-dead-letter-exchange": self.dead_letter_exchange_name}
@@ -373,6 +378,11 @@ class Bus:
         """Remove the exchanges, the dead-letter queue and the given queues (tests)."""
         if self._connection is None:
             return
+        # A robust channel whose consumer the broker cancels (its queue deleted)
+        # declares the queue again: close the consuming channels first.
+        for consuming in self._consumer_channels:
+            await consuming.close()
+        self._consumer_channels.clear()
         channel = await self._connection.channel()
         for name in (*queue_names, self.dead_letter_queue_name, self.stream_name):
             await channel.queue_delete(name)

@@ -1,7 +1,7 @@
 """Message contracts: the only definition of what travels on the bus and over SSE.
 
-The AMQP body of each message is exactly the SSE ``data:`` payload of the table
-in DESIGN.md; the schema version travels in the ``schema_version`` AMQP header,
+The AMQP body of each message is exactly the SSE ``data:`` payload of the event
+contracts table in README.md; the schema version travels in the ``schema_version`` AMQP header,
 so the gateway can forward the validated body untouched.
 """
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
 
 import asyncpg
+
+from shared.backoff import Backoff, retry
 
 log = logging.getLogger(__name__)
 
@@ -106,22 +107,18 @@ async def migrate_when_reachable(
     Every service starts this way, so start order does not matter. Returns False
     if `stop` is set first; re-raises the last error after `give_up_after_s`.
     """
-    loop = asyncio.get_running_loop()
-    deadline = None if give_up_after_s is None else loop.time() + give_up_after_s
-    stop = stop or asyncio.Event()
-    delay = 0.2
-    while not stop.is_set():
-        try:
-            await migrate(dsn)
-            return True
-        except DATABASE_ERRORS as exc:
-            if deadline is not None and loop.time() + delay > deadline:
-                raise
-            log.warning(
-                "database unreachable at start-up, retrying",
-                extra={"error": repr(exc), "retry_in_s": delay},
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, 5.0)
-    return False
+
+    async def apply() -> bool:
+        await migrate(dsn)
+        return True
+
+    applied = await retry(
+        apply,
+        retry_on=DATABASE_ERRORS,
+        backoff=Backoff(0.2, 5.0),
+        log=log,
+        message="database unreachable at start-up, retrying",
+        stop=stop or asyncio.Event(),
+        give_up_after_s=give_up_after_s,
+    )
+    return bool(applied)

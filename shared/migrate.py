@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from shared.cli import parse_no_arguments
 from shared.db import migrate
 from shared.logs import configure_logging
 from shared.settings import CommonSettings
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parse_no_arguments("python -m shared.migrate", __doc__, argv)
     settings = CommonSettings()
     configure_logging(settings.log_level, "migrate")
     applied = asyncio.run(migrate(settings.database_url))

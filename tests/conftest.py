@@ -1,14 +1,13 @@
 """Shared test fixtures: real PostgreSQL and RabbitMQ, isolated per test.
 
 Each test gets its own database (cloned from a migrated template) and its own
-exchange / queue names; all of it is removed afterwards.
+exchange / queue names; all of it is removed afterwards, and the end of the
+run checks that nothing of this run is left on either server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from urllib.parse import urlsplit
 
@@ -17,9 +16,25 @@ import pytest
 
 from shared.bus import Bus
 from shared.db import create_pool, migrate
-from tests.support.infra import Infra, InfraUnavailable, discover, with_database
-from tests.support.processes import ServiceProcess
-from tests.support.tcp_proxy import TcpProxy
+from testkit.infra import Infra, InfraUnavailable, discover
+from testkit.isolation import (
+    create_database,
+    database_prefix,
+    delete_exchange,
+    drop_database,
+    exchange_prefix,
+    find_leftovers,
+    new_database_name,
+    new_exchange_name,
+    remove_leftovers,
+)
+from testkit.processes import ServiceProcess
+from testkit.tcp_proxy import TcpProxy
+
+# The servers this run used, for the leak check at the end of the run.
+_LEAK_CHECK: dict[str, Infra] = {}
+# Exchange name -> the test it belongs to, so a leak names the test that left it.
+_EXCHANGE_OWNERS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session")
@@ -28,59 +43,38 @@ def infra() -> Iterator[Infra]:
         found = discover()
     except InfraUnavailable as exc:
         pytest.fail(str(exc), pytrace=False)
+    _LEAK_CHECK["infra"] = found
     yield found
     found.stop()
-
-
-async def _admin(infra: Infra) -> asyncpg.Connection:
-    return await asyncpg.connect(infra.database_url)
 
 
 @pytest.fixture(scope="session")
 def template_database(infra: Infra) -> Iterator[str]:
     """A migrated database that per-test databases are cloned from."""
-    name = f"ss_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    name = new_database_name("tpl")
 
     async def create() -> None:
-        await migrate(await _create_database(infra, name))
+        await migrate(await create_database(infra.database_url, name))
 
     asyncio.run(create())
     yield name
-    asyncio.run(_drop_database(infra, name))
-
-
-async def _create_database(infra: Infra, name: str, template: str | None = None) -> str:
-    admin = await _admin(infra)
-    try:
-        clause = f' TEMPLATE "{template}"' if template else ""
-        await admin.execute(f'CREATE DATABASE "{name}"{clause}')
-    finally:
-        await admin.close()
-    return with_database(infra.database_url, name)
-
-
-async def _drop_database(infra: Infra, name: str) -> None:
-    admin = await _admin(infra)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    asyncio.run(drop_database(infra.database_url, name))
 
 
 @pytest.fixture
 async def database_url(infra: Infra, template_database: str) -> AsyncIterator[str]:
     """URL of a fresh, migrated database for this test only."""
-    name = f"ss_t_{uuid.uuid4().hex[:12]}"
-    yield await _create_database(infra, name, template_database)
-    await _drop_database(infra, name)
+    name = new_database_name("t")
+    yield await create_database(infra.database_url, name, template_database)
+    await drop_database(infra.database_url, name)
 
 
 @pytest.fixture
 async def empty_database_url(infra: Infra) -> AsyncIterator[str]:
     """URL of a fresh database with no schema (for migration tests)."""
-    name = f"ss_e_{uuid.uuid4().hex[:12]}"
-    yield await _create_database(infra, name)
-    await _drop_database(infra, name)
+    name = new_database_name("e")
+    yield await create_database(infra.database_url, name)
+    await drop_database(infra.database_url, name)
 
 
 @pytest.fixture
@@ -91,9 +85,16 @@ async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-def exchange_name() -> str:
-    """A per-test exchange; queues and the dead-letter exchange derive from it."""
-    return f"test.{uuid.uuid4().hex[:12]}.events"
+def exchange_name(infra: Infra, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A per-test exchange; queues and the dead-letter exchange derive from it.
+
+    Whatever declared it (this test, or a service it started), the exchange, its
+    dead-letter exchange and queue are deleted afterwards.
+    """
+    name = new_exchange_name("test")
+    _EXCHANGE_OWNERS[name] = request.node.nodeid
+    yield name
+    asyncio.run(delete_exchange(infra.amqp_url, name))
 
 
 @pytest.fixture
@@ -154,3 +155,28 @@ def service_process() -> Iterator[Callable[..., ServiceProcess]]:
     yield make
     for proc in started:
         proc.cleanup()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any exchange, queue or database of THIS run is left behind.
+
+    Only names with this run's prefix count: other people's runs share the servers.
+    """
+    infra = _LEAK_CHECK.get("infra")
+    if infra is None or infra.source.startswith("testcontainers"):
+        return  # nothing ran against a server, or the containers are gone already
+    exchanges = [exchange_prefix("test")]
+    databases = [database_prefix(kind) for kind in ("t", "e", "tpl")]
+    found = asyncio.run(find_leftovers(infra.database_url, infra.amqp_url, exchanges, databases))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for note in found.unchecked:
+        if reporter is not None:
+            reporter.write_line(f"leak check: not checked: {note}")
+    if found:
+        asyncio.run(remove_leftovers(infra.database_url, infra.amqp_url, found))
+        if reporter is not None:
+            reporter.write_line("leak check FAILED: this run left behind (now removed):", red=True)
+            for name in [*found.exchanges, *found.queues, *found.databases]:
+                owner = next((t for e, t in _EXCHANGE_OWNERS.items() if name.startswith(e)), "")
+                reporter.write_line(f"  {name}  {owner}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -27,9 +27,9 @@ from bench.infra import (
     rss_kib,
     service_env,
 )
-from bench.services import Gateway
 from bench.sse_load import FanoutClient
 from shared.bus import Bus
+from testkit.gateway import GatewayProcess as Gateway
 
 VARIANT = "bench.experiments.gateway_variant"
 OUT = Path(__file__).parents[1] / "results" / "fanout_variants.json"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from shared.db import DATABASE_ERRORS
-
 
 class Stage2Error(Exception):
     """Base of the errors the ETL raises on purpose (message is shown to users)."""
@@ -27,10 +25,6 @@ class TransientError(Stage2Error):
 
 class DemoTransientFailure(TransientError):
     """Raised on purpose for the first N attempts when the raw `demo` block asks for it."""
-
-
-# "The database is unreachable right now": loops back off and carry on.
-DB_ERRORS = DATABASE_ERRORS
 
 
 def describe_error(exc: BaseException) -> str:

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import asyncpg
 import uvicorn
 
-from services.etl.errors import DB_ERRORS
 from services.etl.outbox.listener import NotifyListener
 from services.etl.outbox.relay import OutboxRelay, RelayConfig
 from services.etl.stage1.http_ingest import ingest_app
@@ -20,7 +19,7 @@ from services.etl.stage2.n8n_extraction import node_names
 from services.etl.stage2.worker import Stage2Worker, WorkerConfig
 from services.etl.waits import wait_any
 from shared.bus import Bus
-from shared.db import STAGE2_CHANNEL, create_pool, migrate_when_reachable
+from shared.db import DATABASE_ERRORS, STAGE2_CHANNEL, create_pool, migrate_when_reachable
 from shared.outbox import OUTBOX_CHANNEL
 from shared.settings import EtlSettings
 
@@ -42,7 +41,7 @@ def relay_config(settings: EtlSettings) -> RelayConfig:
 
 async def final_flush(relay: OutboxRelay) -> None:
     """Publish what the last jobs wrote, if the broker lets us (the rest waits in the outbox)."""
-    with contextlib.suppress(TimeoutError, *DB_ERRORS):
+    with contextlib.suppress(TimeoutError, *DATABASE_ERRORS):
         async with asyncio.timeout(FINAL_FLUSH_S):
             while True:
                 outcome = await relay.publish_batch()

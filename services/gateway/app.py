@@ -128,7 +128,7 @@ def create_app(settings: GatewaySettings, *, static_dir: Path = STATIC_DIR) -> F
     def page(name: str) -> FileResponse:
         path = static_dir / name
         if not path.is_file():
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "dashboard not built")
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "dashboard page missing")
         return FileResponse(path)
 
     @app.get("/", include_in_schema=False, dependencies=[Depends(public)])

@@ -10,6 +10,7 @@ import asyncpg
 from services.etl.outbox.listener import NotifyListener
 from services.poller.loop import BACKLOG_CHANNEL, run_poller
 from shared.bus import Bus
+from shared.cli import parse_no_arguments
 from shared.db import create_pool, migrate_when_reachable
 from shared.lifecycle import serve_metrics, stop_on_signals
 from shared.logs import configure_logging
@@ -59,7 +60,12 @@ async def main(settings: PollerSettings) -> None:
     log.info("poller stopped")
 
 
-if __name__ == "__main__":
+def cli(argv: list[str] | None = None) -> None:
+    parse_no_arguments("python -m services.poller", __doc__, argv)
     settings = PollerSettings()
     configure_logging(settings.log_level, "poller")
     asyncio.run(main(settings))
+
+
+if __name__ == "__main__":
+    cli()

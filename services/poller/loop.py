@@ -14,15 +14,13 @@ from services.poller.metrics import BATCH_SIZE, CYCLE_ERRORS, CYCLE_SECONDS, EXE
 from services.poller.tick import poll_once
 from services.poller.trim import trim_poller_state
 from shared.bus import Bus, BusError
+from shared.db import DATABASE_ERRORS
 from shared.settings import PollerSettings
 
 log = logging.getLogger(__name__)
 
 # NOTIFY channel of a Stage 2 commit that put an execution in the backlog (migration 0050).
 BACKLOG_CHANNEL = "broadcast_backlog"
-
-# Failures a cycle survives: the transaction rolled back, the next cycle retries.
-_DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
 async def run_poller(
@@ -77,7 +75,7 @@ async def _cycle(pool: asyncpg.Pool, bus: Bus, settings: PollerSettings) -> list
         CYCLE_ERRORS.labels("bus").inc()
         log.warning("publish failed; claim rolled back, retrying", extra={"error": str(exc)})
         return []
-    except _DATABASE_ERRORS as exc:
+    except DATABASE_ERRORS as exc:  # rolled back; the next cycle retries
         CYCLE_ERRORS.labels("database").inc()
         log.warning("database unavailable; retrying", extra={"error": repr(exc)})
         return []
@@ -94,6 +92,6 @@ async def _trim_every_interval(
     while not stop.is_set():
         try:
             await trim_poller_state(pool, settings)
-        except _DATABASE_ERRORS as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("trim failed; retrying next interval", extra={"error": repr(exc)})
         await _sleep_unless_stopped(stop, settings.poller_trim_interval_s)

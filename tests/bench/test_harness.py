@@ -13,7 +13,7 @@ import asyncpg
 from bench.baseline_old_polling import OldPollingBaseline, select_new
 from bench.sse_load import FanoutClient, FanoutConnection
 from bench.stats import percentile
-from tests.support.processes import REPO_ROOT
+from testkit.processes import REPO_ROOT
 
 MARKER = b'"processing_time_ms"'
 

@@ -6,17 +6,17 @@ no browser is ever downloaded.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.browser.harness import TOKEN, WAIT_S, Gateway, GatewayStarter
-from tests.browser.pipeline import Executions
-from tests.support.net import free_port, wait_http_ready
-from tests.support.processes import ServiceProcess
+from testkit.browser import TOKEN, GatewayStarter
+from testkit.dashboard_data import Executions
+from testkit.gateway import GatewayProcess
+from testkit.waiting import WAIT_S
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -30,29 +30,24 @@ def image_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def start_gateway(
-    service_process: Callable[..., ServiceProcess], service_env: dict[str, str], image_dir: Path
-) -> GatewayStarter:
+async def start_gateway(
+    service_env: dict[str, str], image_dir: Path
+) -> AsyncIterator[GatewayStarter]:
     """Factory: await start_gateway(port=None) -> a ready gateway process with a token."""
+    started: list[GatewayProcess] = []
 
-    async def start(port: int | None = None) -> Gateway:
-        port = port or free_port()
-        env = {
-            **service_env,
-            "GATEWAY_PORT": str(port),
-            "GATEWAY_TOKEN": TOKEN,
-            "IMAGE_DIR": str(image_dir),
-        }
-        process = service_process(["services.gateway"], env, name=f"gateway:{port}")
-        gateway = Gateway(f"http://127.0.0.1:{port}", port, process)
-        await wait_http_ready(gateway.url, gateway.process, timeout_s=WAIT_S)
-        return gateway
+    async def start(port: int | None = None) -> GatewayProcess:
+        gateway = GatewayProcess(service_env, port=port, gateway_token=TOKEN, image_dir=image_dir)
+        started.append(gateway)
+        return await gateway.start(within_s=WAIT_S)
 
-    return start
+    yield start
+    for gateway in started:
+        gateway.stop()
 
 
 @pytest.fixture
-async def gateway(start_gateway: GatewayStarter) -> Gateway:
+async def gateway(start_gateway: GatewayStarter) -> GatewayProcess:
     return await start_gateway()
 
 

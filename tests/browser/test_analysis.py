@@ -19,8 +19,9 @@ from playwright.async_api import Page, expect
 
 from services.gateway import stats
 from shared.contracts import ALERT_LEVELS
-from tests.browser.harness import TOKEN, Gateway, open_dashboard
-from tests.browser.pipeline import Executions, Outcome
+from testkit.browser import TOKEN, open_dashboard
+from testkit.dashboard_data import Executions, Outcome
+from testkit.gateway import GatewayProcess as Gateway
 
 pytestmark = pytest.mark.browser
 
@@ -59,19 +60,19 @@ async def test_filters_live_in_the_url_and_back_forward_restore_them(
     page: Page, gateway: Gateway, executions: Executions, db_pool: asyncpg.Pool
 ) -> None:
     await seed(executions, db_pool, 40, hours=80)  # one every two hours
-    await open_dashboard(page, gateway.url)
+    await open_dashboard(page, gateway.base_url)
     cards = page.locator("#gallery > li")
     count = page.locator("#match-count")
     await expect(count).to_have_text("40 matches")
 
     filters = page.locator("#filters")
     await filters.locator('select[name="range"]').select_option("24h")
-    await expect(page).to_have_url(f"{gateway.url}/?range=24h")
+    await expect(page).to_have_url(f"{gateway.base_url}/?range=24h")
     await expect(count).to_have_text("11 matches")  # 2, 4, … 22 hours (and a minute) ago
     await filters.get_by_role("checkbox", name="High").check()
     await filters.get_by_role("checkbox", name="Critical").check()
     await expect(page).to_have_url(
-        f"{gateway.url}/?range=24h&alert_level=high&alert_level=critical"
+        f"{gateway.base_url}/?range=24h&alert_level=high&alert_level=critical"
     )
     await expect(cards).to_have_count(4)  # ids 3, 4, 8, 9
     assert await page.evaluate(gallery_ids_js()) == [9, 8, 4, 3]
@@ -83,15 +84,15 @@ async def test_filters_live_in_the_url_and_back_forward_restore_them(
     # Back: the previous filters, in the form and in the gallery; forward: again.
     await page.go_back()
     await expect(page).to_have_url(
-        f"{gateway.url}/?range=24h&alert_level=high&alert_level=critical"
+        f"{gateway.base_url}/?range=24h&alert_level=high&alert_level=critical"
     )
     await expect(cards).to_have_count(4)
     await expect(filters.locator('select[name="camera"]')).to_have_value("")
     await page.go_back()
-    await expect(page).to_have_url(f"{gateway.url}/?range=24h&alert_level=high")
+    await expect(page).to_have_url(f"{gateway.base_url}/?range=24h&alert_level=high")
     await page.go_back()
     await page.go_back()
-    await expect(page).to_have_url(f"{gateway.url}/")
+    await expect(page).to_have_url(f"{gateway.base_url}/")
     await expect(cards).to_have_count(40)
     await expect(filters.get_by_role("checkbox", name="High")).not_to_be_checked()
     await page.go_forward()
@@ -108,13 +109,13 @@ async def test_filters_live_in_the_url_and_back_forward_restore_them(
     # A custom range: absolute times in the URL.
     since = datetime.now(UTC) - timedelta(hours=9)
     await page.goto(
-        f"{gateway.url}/?range=custom&since={since.strftime('%Y-%m-%dT%H:%MZ')}&token={TOKEN}"
+        f"{gateway.base_url}/?range=custom&since={since.strftime('%Y-%m-%dT%H:%MZ')}&token={TOKEN}"
     )
     await expect(page.locator("#match-count")).to_have_text("4 matches")  # 2, 4, 6, 8 h ago
     await expect(page.locator("#filters input[name='since']")).to_be_visible()
 
     # A bad value in a link is refused by the server with a clear, translated message.
-    await page.goto(f"{gateway.url}/?alert_level=severe&token={TOKEN}")
+    await page.goto(f"{gateway.base_url}/?alert_level=severe&token={TOKEN}")
     await expect(page.locator("#error-banner")).to_contain_text(
         "these values are not valid: alert_level"
     )
@@ -126,7 +127,7 @@ async def test_statistics_drill_down_to_the_gallery(
     await seed(executions, db_pool, 60, hours=48)
     # Operators marked two false positives (ids 1 and 4: cameras node-07 and node-07).
     await db_pool.execute("UPDATE executions SET false_positive = true WHERE id IN (1, 4)")
-    await page.goto(f"{gateway.url}/stats?range=7d&token={TOKEN}")
+    await page.goto(f"{gateway.base_url}/stats?range=7d&token={TOKEN}")
     summary = page.locator(".stats-summary")
     await expect(summary).to_have_attribute("aria-busy", "false")
     await expect(summary.locator('[data-total="executions"]')).to_have_text("60")
@@ -141,7 +142,7 @@ async def test_statistics_drill_down_to_the_gallery(
     # Per hour, then click one bar segment: the gallery shows exactly that slice.
     await page.locator('#filters select[name="interval"]').select_option("hour")
     await expect(page.locator("#levels-chart")).to_have_attribute("data-interval", "hour")
-    await expect(page).to_have_url(f"{gateway.url}/stats?range=7d&interval=hour")
+    await expect(page).to_have_url(f"{gateway.base_url}/stats?range=7d&interval=hour")
     segments = page.locator('#levels-chart a[data-series="critical"]')
     await expect(segments).to_have_count(12)  # ids 4, 9, … 59: one per bucket
     await segments.first.click()
@@ -174,7 +175,7 @@ async def test_statistics_drill_down_to_the_gallery(
 
     # Screenshots of the statistics page, in English and Spanish.
     out = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
-    await page.goto(f"{gateway.url}/stats?range=7d&interval=hour&token={TOKEN}")
+    await page.goto(f"{gateway.base_url}/stats?range=7d&interval=hour&token={TOKEN}")
     await expect(summary).to_have_attribute("aria-busy", "false")
     await expect(page.locator("#levels-chart svg")).to_be_visible()
     await page.screenshot(path=str(out / "statistics.png"), full_page=True)
@@ -189,7 +190,7 @@ async def test_export_downloads_the_filtered_list(
     page: Page, gateway: Gateway, executions: Executions, db_pool: asyncpg.Pool
 ) -> None:
     await seed(executions, db_pool, 30, hours=30)
-    await page.goto(f"{gateway.url}/?alert_level=high&camera=sai-cam-node-03&token={TOKEN}")
+    await page.goto(f"{gateway.base_url}/?alert_level=high&camera=sai-cam-node-03&token={TOKEN}")
     await expect(page.locator("#match-count")).to_have_text("2 matches")  # ids 3 and 18
     async with page.expect_download() as info:
         await page.get_by_role("button", name="Export CSV").click()

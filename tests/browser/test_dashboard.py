@@ -6,7 +6,9 @@ the poller would; the gateway forwards them to the page over SSE.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -14,22 +16,18 @@ from playwright.async_api import Locator, Page, expect
 
 from shared.bus import Bus
 from shared.contracts import ALERT_LEVELS
-from tests.browser.harness import (
-    TOKEN,
-    WAIT_S,
-    Gateway,
-    GatewayStarter,
-    StreamWatcher,
-    open_dashboard,
-)
-from tests.browser.pipeline import Executions, Outcome, completion_event, failure_event
-from tests.support.processes import REPO_ROOT
-from tests.support.tcp_proxy import TcpProxy
+from testkit.browser import TOKEN, GatewayStarter, open_dashboard
+from testkit.dashboard_data import Executions, Outcome, completion_event, failure_event
+from testkit.gateway import GatewayProcess as Gateway
+from testkit.sse import SseRecorder
+from testkit.tcp_proxy import TcpProxy
+from testkit.waiting import WAIT_S
 
 pytestmark = pytest.mark.browser
 
-# Written by every run, committed, and shown in the README.
-SCREENSHOT = REPO_ROOT / "docs" / "screenshot.png"
+# The README's screenshot is written only by `make screenshots` (it sets this
+# variable); a plain test run saves it under the test's tmp_path, never in the repo.
+SCREENSHOT_ENV = "SMOKESIGNAL_SCREENSHOT"
 
 
 def card(page: Page, execution_id: int) -> Locator:
@@ -49,7 +47,7 @@ async def test_pending_card_is_updated_in_place(
     page: Page, gateway: Gateway, executions: Executions, bus: Bus
 ) -> None:
     await executions.add_pending(101)
-    await open_dashboard(page, gateway.url)
+    await open_dashboard(page, gateway.base_url)
 
     pending = card(page, 101)
     await expect(pending).to_have_attribute("data-stage", "stage1")
@@ -95,7 +93,7 @@ async def gallery_ids(page: Page) -> list[int]:
 async def test_out_of_order_completion_appears_fully_rendered(
     page: Page, gateway: Gateway, executions: Executions, bus: Bus
 ) -> None:
-    await open_dashboard(page, gateway.url)
+    await open_dashboard(page, gateway.base_url)
     await executions.add_pending(200)
     await executions.add_pending(201)
 
@@ -130,7 +128,7 @@ async def test_completion_for_an_unknown_execution_fetches_it(
     page: Page, gateway: Gateway, executions: Executions, bus: Bus
 ) -> None:
     await executions.add_pending(300)
-    await open_dashboard(page, gateway.url)
+    await open_dashboard(page, gateway.base_url)
     await expect(card(page, 300)).to_have_attribute("data-stage", "stage1")
 
     # 301 completes without the gallery ever having seen it, and no batch follows.
@@ -154,7 +152,7 @@ async def test_failure_shows_failed_with_its_error(
     page: Page, gateway: Gateway, executions: Executions, bus: Bus
 ) -> None:
     await executions.add_pending(400)
-    await open_dashboard(page, gateway.url)
+    await open_dashboard(page, gateway.base_url)
     pending = card(page, 400)
     await expect(pending).to_have_attribute("data-stage", "stage1")
     await tag_element(pending, "pending-400")
@@ -187,7 +185,7 @@ async def test_missed_events_are_replayed_after_a_network_drop(
     bus: Bus,
     tcp_proxy: Callable[[str], tuple[TcpProxy, str]],
 ) -> None:
-    proxy, proxied_url = tcp_proxy(gateway.url)
+    proxy, proxied_url = tcp_proxy(gateway.base_url)
     for execution_id in (501, 502, 503):
         await executions.add_pending(execution_id)
     await open_dashboard(page, proxied_url)
@@ -203,7 +201,7 @@ async def test_missed_events_are_replayed_after_a_network_drop(
     await tag_element(card(page, 502), "card-502")
     await tag_element(card(page, 503), "card-503")
 
-    async with StreamWatcher(gateway.url) as watcher:
+    async with SseRecorder(gateway.base_url, params={"token": TOKEN}) as watcher:
         proxy.cut()
         await expect(status).to_have_attribute("data-state", "reconnecting")
 
@@ -215,7 +213,7 @@ async def test_missed_events_are_replayed_after_a_network_drop(
         await executions.add_pending(504)
         await executions.store_completion(504, Outcome(alert_level="high", has_smoke=True))
         await bus.publish(await executions.batch(504))
-        await watcher.wait_for(lambda events: any(name == "execution:batch" for name, _ in events))
+        await watcher.wait_for(lambda rec: bool(rec.of("execution:batch")), "the batch")
         await expect(status).to_have_attribute("data-state", "reconnecting")
 
     proxy.restore()
@@ -243,7 +241,7 @@ async def test_reconnect_with_nothing_to_resume_from_reloads_the_first_page(
     bus: Bus,
     tcp_proxy: Callable[[str], tuple[TcpProxy, str]],
 ) -> None:
-    proxy, proxied_url = tcp_proxy(gateway.url)
+    proxy, proxied_url = tcp_proxy(gateway.base_url)
     await executions.add_pending(551)
     await open_dashboard(page, proxied_url)
     status = page.locator("#connection-status")
@@ -251,15 +249,13 @@ async def test_reconnect_with_nothing_to_resume_from_reloads_the_first_page(
     # No data event yet: the browser will have no Last-Event-ID to send.
     assert await status.get_attribute("data-last-event-id") == ""
 
-    async with StreamWatcher(gateway.url) as watcher:
+    async with SseRecorder(gateway.base_url, params={"token": TOKEN}) as watcher:
         proxy.cut()
         await expect(status).to_have_attribute("data-state", "reconnecting")
         done = Outcome(alert_level="medium", has_smoke=True, detection_count=2)
         await executions.store_completion(551, done)
         await bus.publish(completion_event(551, done))
-        await watcher.wait_for(
-            lambda events: any(name == "etl:stage2:complete" for name, _ in events)
-        )
+        await watcher.wait_for(lambda rec: bool(rec.of("etl:stage2:complete")), "the result")
     proxy.restore()
 
     # An unconfirmed reconnect may have missed events: the page reloads its first page.
@@ -274,7 +270,7 @@ async def test_gateway_restart_resets_and_reloads_the_first_page(
     gateway = await start_gateway()
     await executions.add_pending(601)
     await executions.add_pending(602)
-    await open_dashboard(page, gateway.url)
+    await open_dashboard(page, gateway.base_url)
     status = page.locator("#connection-status")
     done = Outcome(alert_level="low", has_smoke=True, detection_count=1)
     await executions.store_completion(601, done)
@@ -302,7 +298,7 @@ async def test_token_is_asked_for_when_missing_or_wrong(
     page: Page, gateway: Gateway, executions: Executions
 ) -> None:
     await executions.add_pending(701)
-    await page.goto(f"{gateway.url}/")
+    await page.goto(f"{gateway.base_url}/")
     dialog = page.locator("#token-dialog")
     await expect(dialog).to_be_visible()
 
@@ -318,7 +314,7 @@ async def test_token_is_asked_for_when_missing_or_wrong(
     await expect(card(page, 701)).to_have_attribute("data-stage", "stage1")
 
     # A token given in the URL is kept for the session and removed from the address bar.
-    await page.goto(f"{gateway.url}/?token={TOKEN}")
+    await page.goto(f"{gateway.base_url}/?token={TOKEN}")
     await expect(card(page, 701)).to_be_visible()
     assert "token" not in page.url
     await page.reload()
@@ -335,7 +331,7 @@ async def test_filters_and_load_more(
         level = ALERT_LEVELS[execution_id % 5]
         outcome = Outcome(alert_level=level, has_smoke=level != "none", has_image=False)
         await executions.store_completion(execution_id, outcome)
-    await open_dashboard(page, gateway.url)
+    await open_dashboard(page, gateway.base_url)
 
     cards = page.locator("#gallery > li")
     load_more = page.locator("#load-more")
@@ -378,7 +374,7 @@ async def test_filters_and_load_more(
 
 
 async def test_gallery_shows_every_state_and_saves_a_screenshot(
-    page: Page, gateway: Gateway, executions: Executions, bus: Bus
+    page: Page, gateway: Gateway, executions: Executions, bus: Bus, tmp_path: Path
 ) -> None:
     results: dict[int, Outcome] = {
         801: Outcome(alert_level="none"),
@@ -404,7 +400,7 @@ async def test_gallery_shows_every_state_and_saves_a_screenshot(
         await executions.store_completion(execution_id, outcome)
     await executions.store_failure(805, "image is not a JPEG: cannot identify image file", 3)
     await page.set_viewport_size({"width": 1280, "height": 1000})
-    await open_dashboard(page, gateway.url)
+    await open_dashboard(page, gateway.base_url)
 
     # Two more arrive live: one completes, one fails.
     live = Outcome(alert_level="high", has_smoke=True, detection_count=4, telegram_sent=True)
@@ -428,7 +424,8 @@ async def test_gallery_shows_every_state_and_saves_a_screenshot(
         await expect(thumbnail).to_have_js_property("naturalWidth", 320)
 
     await page.evaluate("window.scrollTo(0, 0)")
-    await page.screenshot(path=SCREENSHOT, full_page=True, animations="disabled")
+    target = os.environ.get(SCREENSHOT_ENV) or tmp_path / "screenshot.png"
+    await page.screenshot(path=target, full_page=True, animations="disabled")
 
 
 async def test_thousands_of_cards_stay_live(
@@ -445,7 +442,7 @@ async def test_thousands_of_cards_stay_live(
         FROM generate_series(1, 3000) AS n
         """
     )
-    await open_dashboard(page, gateway.url)
+    await open_dashboard(page, gateway.base_url)
     for first in range(1, 3001, 500):
         await bus.publish(await executions.batch(*range(first, first + 500)))
     # Plain DOM polling: Playwright's own selector engine, polled over thousands of cards,

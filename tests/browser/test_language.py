@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.harness import Gateway, open_dashboard
-from tests.browser.pipeline import Executions, Outcome
+from testkit.browser import open_dashboard
+from testkit.dashboard_data import Executions, Outcome
+from testkit.gateway import GatewayProcess as Gateway
 
 pytestmark = pytest.mark.browser
 
@@ -34,7 +35,7 @@ async def test_language_follows_the_browser_and_the_switch_sticks(
     await executions.add_pending(1201)
     outcome = Outcome(alert_level="high", has_smoke=True, detection_count=3, confidence=0.875)
     await executions.store_completion(1201, outcome)
-    await open_dashboard(page, gateway.url)
+    await open_dashboard(page, gateway.base_url)
 
     card = page.locator('#gallery [data-execution-id="1201"]')
     await expect(page.locator("html")).to_have_attribute("lang", "es")

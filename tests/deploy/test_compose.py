@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.deploy.deploy_files import (
+from testkit.deploy_files import (
     COMPOSE_FILE,
     IMAGE_VOLUME_ROLES,
     compose,

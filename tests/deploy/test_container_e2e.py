@@ -30,7 +30,7 @@ from httpx_sse import connect_sse
 
 from services.demo.generator import make_raw_execution
 from services.etl.stage1.ingest import ingest_execution
-from tests.deploy.deploy_files import (
+from testkit.deploy_files import (
     REPO_ROOT,
     compose,
     compose_app_services,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from tests.deploy.deploy_files import (
+from testkit.deploy_files import (
     DOCKERFILE,
     ENTRYPOINT,
     REPO_ROOT,

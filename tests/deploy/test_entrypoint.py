@@ -20,8 +20,8 @@ import asyncpg
 import pytest
 
 from shared.bus import Bus
-from tests.deploy.deploy_files import ENTRYPOINT, HEALTHCHECK, REPO_ROOT, ROLE_SETTINGS
-from tests.support.net import free_port
+from testkit.deploy_files import ENTRYPOINT, HEALTHCHECK, REPO_ROOT, ROLE_SETTINGS
+from testkit.net import free_port
 
 VENV_BIN = str(Path(sys.executable).parent)
 

@@ -17,7 +17,7 @@ import pytest
 from pydantic import ValidationError, create_model
 
 from shared.settings import CommonSettings, PollerSettings
-from tests.deploy.deploy_files import (
+from testkit.deploy_files import (
     ROLE_SETTINGS,
     SECRET_VARIABLES,
     app_containers,
@@ -61,7 +61,7 @@ def test_every_settings_class_belongs_to_a_role() -> None:
     unmapped = [cls.__name__ for cls in settings_classes() if cls not in ROLE_SETTINGS.values()]
     assert not unmapped, (
         f"{unmapped} in shared/settings.py is used by no role in "
-        "tests/deploy/deploy_files.py ROLE_SETTINGS: map it, and deploy its variables"
+        "testkit/deploy_files.py ROLE_SETTINGS: map it, and deploy its variables"
     )
 
 

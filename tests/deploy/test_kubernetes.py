@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.deploy.deploy_files import (
+from testkit.deploy_files import (
     IMAGE_VOLUME_ROLES,
     K8S_BASE,
     K8S_DIR,

@@ -8,7 +8,7 @@ import pytest
 from yamllint import linter  # type: ignore[import-untyped]
 from yamllint.config import YamlLintConfig  # type: ignore[import-untyped]
 
-from tests.deploy.deploy_files import DEPLOY_DIR, YAMLLINT_CONFIG
+from testkit.deploy_files import DEPLOY_DIR, YAMLLINT_CONFIG
 
 YAML_FILES = sorted(
     path

@@ -24,8 +24,8 @@ from services.etl.errors import PermanentError
 from services.etl.stage1.raw_format import parse_execution
 from services.etl.stage2.extraction import Stage2Config, run_stage2
 from services.etl.stage2.images import ImageLimits
-from tests.etl.conftest import wait_until
-from tests.etl.test_ingest import run_cli
+from testkit.etl import run_etl_cli
+from testkit.waiting import wait_until
 
 
 def jpeg_of(raw: dict[str, Any]) -> bytes:
@@ -114,7 +114,7 @@ async def test_generate_cli_ingests_from_a_start_id(
     service_env: dict[str, str], db_pool: asyncpg.Pool
 ) -> None:
     result = await asyncio.to_thread(
-        run_cli, ["generate", "--rate", "100", "--count", "3", "--start-id", "500"], service_env
+        run_etl_cli, ["generate", "--rate", "100", "--count", "3", "--start-id", "500"], service_env
     )
     assert result.returncode == 0, result.stderr
     assert "generated 3 executions (ids 500..502)" in result.stdout
@@ -127,7 +127,7 @@ async def test_generate_cli_can_write_files_for_ingest(
 ) -> None:
     out = tmp_path / "out"
     result = await asyncio.to_thread(
-        run_cli,
+        run_etl_cli,
         ["generate", "--rate", "100", "--count", "2", "--start-id", "7", "--output-dir", str(out)],
         service_env,
     )
@@ -138,7 +138,7 @@ async def test_generate_cli_can_write_files_for_ingest(
 
 
 def test_generate_cli_rejects_bad_options(service_env: dict[str, str]) -> None:
-    result = run_cli(["generate", "--failure-rate", "2"], service_env)
+    result = run_etl_cli(["generate", "--failure-rate", "2"], service_env)
     assert result.returncode == 2
     assert "--failure-rate must be between 0 and 1" in result.stderr
 

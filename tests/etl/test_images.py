@@ -19,18 +19,13 @@ from services.etl.stage2.images import (
     reuse_image_memory,
     save_execution_image,
 )
+from testkit.images import encoded
 
 LIMITS = ImageLimits(max_bytes=1_000_000, max_pixels=2_000_000, thumbnail_px=64)
 
 
 def raw_image(data: bytes, mime: str = "image/jpeg") -> RawImage:
     return RawImage(mime_type=mime, data_base64=base64.b64encode(data).decode())  # type: ignore[arg-type]
-
-
-def encoded(size: tuple[int, int], fmt: str) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, (10, 120, 30)).save(out, format=fmt)
-    return out.getvalue()
 
 
 def test_original_and_thumbnail_are_written_under_relative_paths(tmp_path: Path) -> None:

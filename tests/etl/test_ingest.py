@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import pytest
 from services.demo.generator import make_raw_execution
 from services.etl.errors import MalformedExecution
 from services.etl.stage1.ingest import ingest_execution
-from tests.support.processes import REPO_ROOT
+from testkit.etl import run_etl_cli
 
 
 async def test_ingest_stores_metadata_and_raw_payload_and_enqueues_stage2(
@@ -80,17 +78,6 @@ async def test_bad_input_raises_a_clear_error_and_is_recorded(
     assert await db_pool.fetchval("SELECT count(*) FROM executions") == 0
 
 
-def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.etl", *args],
-        cwd=REPO_ROOT,
-        env={**env, "LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 async def test_cli_ingests_good_files_and_reports_each_bad_one(
     tmp_path: Path, service_env: dict[str, str], db_pool: asyncpg.Pool
 ) -> None:
@@ -102,7 +89,9 @@ async def test_cli_ingests_good_files_and_reports_each_bad_one(
     del bad_raw["metadata"]["camera_type"]
     broken.write_text(json.dumps(bad_raw))
     missing = tmp_path / "missing.json"
-    result = run_cli(["ingest", str(good[0]), str(broken), str(missing), str(good[1])], service_env)
+    result = run_etl_cli(
+        ["ingest", str(good[0]), str(broken), str(missing), str(good[1])], service_env
+    )
     assert result.returncode == 1
     assert f"ingested execution 11 from {good[0]}" in result.stdout
     assert f"ingested execution 12 from {good[1]}" in result.stdout

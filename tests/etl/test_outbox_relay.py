@@ -14,9 +14,10 @@ from shared.bus import Bus, Delivery
 from shared.contracts import RoutingKey, Stage2Complete, Stage2Failed, encode
 from shared.db import create_pool
 from shared.settings import EtlSettings
-from tests.etl.conftest import EventLog, ingest, running_etl, wait_until
-from tests.support.messages import stage2_complete
-from tests.support.tcp_proxy import TcpProxy
+from testkit.etl import EventLog, ingest, running_etl
+from testkit.factories import stage2_complete
+from testkit.tcp_proxy import TcpProxy
+from testkit.waiting import wait_until
 
 FAST_RELAY = RelayConfig(batch_size=25, poll_interval_s=0.05, retry_max_s=0.3)
 

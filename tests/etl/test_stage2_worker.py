@@ -18,7 +18,8 @@ from services.etl.stage2.worker import Stage2Worker, WorkerConfig
 from shared.contracts import ExtractedData, RoutingKey, Stage2Complete, Stage2Failed
 from shared.db import create_pool
 from shared.settings import EtlSettings
-from tests.etl.conftest import EventLog, ingest, running_etl, wait_until
+from testkit.etl import EventLog, ingest, running_etl
+from testkit.waiting import wait_until
 
 
 def sample(name: str, **labels: str) -> float:

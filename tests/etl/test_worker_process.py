@@ -10,9 +10,10 @@ import httpx
 
 from shared.contracts import RoutingKey, Stage2Failed
 from shared.settings import EtlSettings
-from tests.etl.conftest import EventLog, fast_env, ingest, wait_until
-from tests.support.net import free_port
-from tests.support.processes import ServiceProcess
+from testkit.etl import EventLog, fast_env, ingest
+from testkit.net import free_port
+from testkit.processes import ServiceProcess
+from testkit.waiting import wait_until
 
 WORKER = ["services.etl", "worker"]
 

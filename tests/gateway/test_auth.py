@@ -7,7 +7,8 @@ import json
 import httpx
 import pytest
 
-from tests.gateway.conftest import Gateway, GatewayFactory, SseConnector, close_all
+from testkit.gateway import Gateway, GatewayFactory
+from testkit.sse import SseConnector, close_all
 
 TOKEN = "s3cret-token"
 API_PATHS = ["/api/executions", "/api/executions/1", "/api/cameras", "/api/executions/1/image"]

@@ -19,8 +19,8 @@ from httpx_sse import aconnect_sse
 from services.demo.generator import make_raw_execution
 from services.etl.stage1.ingest import ingest_execution
 from shared.bus import Bus
-from tests.support.net import free_port, wait_http_ready
-from tests.support.processes import ServiceProcess
+from testkit.net import free_port, wait_http_ready
+from testkit.processes import ServiceProcess
 
 N = 16
 FAILING_ID = N + 1  # one execution that Stage 2 must reject

@@ -10,8 +10,10 @@ import httpx
 
 from shared.bus import Bus
 from shared.contracts import Stage2Failed, encode
-from tests.gateway.conftest import WAIT_S, Gateway, GatewayFactory, SseConnector, close_all
-from tests.support.tcp_proxy import TcpProxy
+from testkit.gateway import Gateway, GatewayFactory
+from testkit.sse import SseConnector, close_all
+from testkit.tcp_proxy import TcpProxy
+from testkit.waiting import WAIT_S
 
 ProxyFactory = Callable[[str], tuple[TcpProxy, str]]
 

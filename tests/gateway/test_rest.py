@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,56 +12,10 @@ import httpx
 import pytest
 
 from shared.contracts import ExecutionDetail, ExecutionSummary
-from tests.gateway.conftest import Gateway
-
-T0 = datetime(2025, 8, 1, 12, 0, tzinfo=UTC)
-
-# A tiny but real JPEG and PNG (1x1), as Stage 2 would have written them.
-JPEG = bytes.fromhex(
-    "ffd8ffe000104a46494600010100000100010000ffdb004300080606070605080707070909080a0c"
-    "140d0c0b0b0c1912130f141d1a1f1e1d1a1c1c20242e2720222c231c1c2837292c30313434341f27"
-    "393d38323c2e333432ffc0000b080001000101011100ffc4001f0000010501010101010100000000"
-    "000000000102030405060708090a0bffc400b5100002010303020403050504040000017d01020300"
-    "041105122131410613516107227114328191a1082342b1c11552d1f02433627282090a161718191a"
-    "25262728292a3435363738393a434445464748494a535455565758595a636465666768696a737475"
-    "767778797a838485868788898a92939495969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9ba"
-    "c2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae1e2e3e4e5e6e7e8e9eaf1f2f3f4f5f6f7f8f9faffda"
-    "0008010100003f00fbd3ffd9"
-)
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478"
-    "9c6360000002000154a24f5d0000000049454e44ae426082"
-)
-
-
-async def insert_execution(pool: asyncpg.Pool, execution_id: int, **fields: Any) -> None:
-    row: dict[str, Any] = {
-        "id": execution_id,
-        "workflow_id": "wf-smoke",
-        "camera_id": "sai-cam-node-01",
-        "status": "success",
-        "started_at": T0 + timedelta(minutes=execution_id),
-        "processing_stage": "stage1",
-    }
-    row.update(fields)
-    columns = ", ".join(row)
-    params = ", ".join(f"${i}" for i in range(1, len(row) + 1))
-    await pool.execute(f"INSERT INTO executions ({columns}) VALUES ({params})", *row.values())
-
-
-def completed(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "processing_stage": "stage2",
-        "has_smoke": False,
-        "has_fire": False,
-        "alert_level": "none",
-        "detection_count": 0,
-        "confidence": 0.0,
-        "telegram_sent": False,
-        "extracted_at": T0 + timedelta(hours=1),
-    }
-    base.update(fields)
-    return base
+from testkit.gateway import Gateway
+from testkit.images import TINY_JPEG as JPEG
+from testkit.images import TINY_PNG as PNG
+from testkit.rows import T0, completed, insert_execution
 
 
 @pytest.fixture

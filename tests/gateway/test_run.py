@@ -10,20 +10,19 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
 from shared.bus import Bus
-from tests.support.infra import Infra, with_database
-from tests.support.net import free_port
-from tests.support.processes import REPO_ROOT
+from testkit.infra import Infra
+from testkit.isolation import drop_database, new_database_name, with_database
+from testkit.net import free_port
+from testkit.processes import REPO_ROOT
 
 START_TIMEOUT_S = 120.0
 
@@ -69,17 +68,9 @@ def pid_alive(pid: int) -> bool:
 @pytest.fixture
 def run_database(infra: Infra) -> Iterator[str]:
     """A database name that does not exist yet (the launcher must create it); dropped after."""
-    name = f"ss_run_{uuid.uuid4().hex[:10]}"
+    name = new_database_name("t")
     yield with_database(infra.database_url, name)
-
-    async def drop() -> None:
-        admin = await asyncpg.connect(infra.database_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-    asyncio.run(drop())
+    asyncio.run(drop_database(infra.database_url, name))
 
 
 @pytest.fixture

@@ -12,30 +12,14 @@ from services.gateway.hub import Hub
 from shared.bus import Bus
 from shared.contracts import (
     ExecutionBatch,
-    ExecutionSummary,
     Stage2Complete,
     Stage2Failed,
     encode,
 )
-from tests.gateway.conftest import Gateway, GatewayFactory, SseConnector, close_all, wait_until
-from tests.support.messages import stage2_complete
-
-
-def summary(execution_id: int) -> ExecutionSummary:
-    return ExecutionSummary(
-        id=execution_id,
-        workflow_id="wf-smoke",
-        camera_id="sai-cam-node-07",
-        status="success",
-        started_at=datetime.now(UTC),
-        processing_stage="stage2",
-        has_smoke=False,
-        alert_level="none",
-        detection_count=0,
-        has_image=True,
-        telegram_sent=False,
-        extracted_at=datetime.now(UTC),
-    )
+from testkit.factories import execution_summary, stage2_complete
+from testkit.gateway import Gateway, GatewayFactory
+from testkit.sse import SseConnector, close_all
+from testkit.waiting import wait_until
 
 
 async def published(hub: Hub, count: int) -> None:
@@ -71,7 +55,9 @@ async def test_each_routing_key_becomes_its_sse_event(
     gateway: Gateway, sse: SseConnector, bus: Bus
 ) -> None:
     client = await sse.connect()
-    batch = ExecutionBatch(executions=[summary(7), summary(8)], timestamp=datetime.now(UTC))
+    batch = ExecutionBatch(
+        executions=[execution_summary(7), execution_summary(8)], timestamp=datetime.now(UTC)
+    )
     failed = Stage2Failed(
         execution_id=9, error="image is not a JPEG", retry_count=3, timestamp=datetime.now(UTC)
     )
@@ -241,7 +227,7 @@ async def test_a_slow_client_is_dropped_while_a_fast_one_keeps_receiving(
         slow = await sse.connect()  # reads nothing until the drop
         fast = await sse.connect()
         big = ExecutionBatch(
-            executions=[summary(i) for i in range(1, 201)], timestamp=datetime.now(UTC)
+            executions=[execution_summary(i) for i in range(1, 201)], timestamp=datetime.now(UTC)
         )
         sent_ids: list[str] = []
         # Once the socket buffers towards the stalled reader are full, its queue

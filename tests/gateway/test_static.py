@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.gateway.conftest import GatewayFactory
+from testkit.gateway import GatewayFactory
 
 
 async def test_dashboard_page_and_static_files(
@@ -29,11 +29,11 @@ async def test_dashboard_page_and_static_files(
         assert (await http.get("/static/../../etc/passwd")).status_code == 404
 
 
-async def test_without_a_built_dashboard_the_root_is_404(
+async def test_without_a_dashboard_page_the_root_is_404(
     gateway_factory: GatewayFactory, tmp_path: Path
 ) -> None:
     gateway = await gateway_factory(static_dir=tmp_path / "nothing-here")
     async with httpx.AsyncClient(base_url=gateway.base_url) as http:
         response = await http.get("/")
         assert response.status_code == 404
-        assert response.json() == {"detail": "dashboard not built"}
+        assert response.json() == {"detail": "dashboard page missing"}

@@ -19,7 +19,7 @@ import pytest
 
 from services.gateway import stats
 from services.gateway.queries import ExecutionFilter
-from tests.gateway.test_rest import completed, insert_execution
+from testkit.rows import completed, insert_execution
 
 T0 = datetime(2025, 8, 1, 0, 0, tzinfo=UTC)
 CAMERAS = {"cam-a": "Cerro Azul", "cam-b": "Cerro Azul", "cam-c": None, "cam-d": "Villa"}

@@ -16,8 +16,9 @@ import pytest
 from services.etl.outbox.relay import OutboxRelay, RelayConfig
 from shared.bus import Bus
 from shared.contracts import SCHEMA_VERSION, ExecutionUpdated, RoutingKey, decode
-from tests.gateway.conftest import GatewayFactory, SseConnector
-from tests.gateway.test_rest import T0, completed, insert_execution
+from testkit.gateway import GatewayFactory
+from testkit.rows import T0, completed, insert_execution
+from testkit.sse import SseConnector
 
 
 @pytest.fixture

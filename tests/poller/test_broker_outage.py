@@ -12,15 +12,15 @@ from prometheus_client import REGISTRY
 from services.poller.loop import run_poller
 from services.poller.tick import poll_once
 from shared.bus import Bus, BusError
-from tests.poller.support import (
+from testkit.poller import (
     BatchCollector,
     broadcast_set,
     complete,
     insert_executions,
     poller_settings,
-    wait_until,
 )
-from tests.support.tcp_proxy import TcpProxy
+from testkit.tcp_proxy import TcpProxy
+from testkit.waiting import wait_until
 
 ProxyFactory = Callable[[str], tuple[TcpProxy, str]]
 

@@ -11,14 +11,14 @@ from prometheus_client import REGISTRY
 from services.poller.loop import run_poller
 from shared.bus import Bus
 from shared.db import create_pool
-from tests.poller.support import (
+from testkit.poller import (
     BatchCollector,
     complete,
     insert_executions,
     poller_settings,
-    wait_until,
 )
-from tests.support.tcp_proxy import TcpProxy
+from testkit.tcp_proxy import TcpProxy
+from testkit.waiting import wait_until
 
 
 def _database_errors() -> float:

@@ -10,7 +10,7 @@ import asyncpg
 from services.etl.outbox.listener import NotifyListener
 from services.poller.loop import BACKLOG_CHANNEL, run_poller
 from shared.bus import Bus
-from tests.poller.support import BatchCollector, complete, insert_executions, poller_settings
+from testkit.poller import BatchCollector, complete, insert_executions, poller_settings
 
 
 async def test_a_completion_wakes_the_poller_long_before_its_tick(

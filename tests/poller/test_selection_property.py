@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from services.poller.tick import poll_once
 from shared.bus import Bus
-from tests.poller.support import (
+from testkit.poller import (
     BatchCollector,
     complete,
     drain,

@@ -9,15 +9,15 @@ import asyncpg
 import httpx
 
 from shared.bus import Bus
-from tests.poller.support import (
+from testkit.net import free_port
+from testkit.poller import (
     BatchCollector,
     broadcast_set,
     complete,
-    eventually,
     insert_executions,
 )
-from tests.support.net import free_port
-from tests.support.processes import ServiceProcess
+from testkit.processes import ServiceProcess
+from testkit.waiting import wait_until
 
 
 async def _started(process: ServiceProcess) -> ServiceProcess:
@@ -65,7 +65,7 @@ async def test_restarted_poller_republishes_nothing_and_misses_nothing(
     async def all_claimed() -> bool:
         return expected <= await broadcast_set(db_pool)
 
-    await eventually(all_claimed, what="claims committed")
+    await wait_until(all_claimed, what="claims committed")
     poller.kill()
     await complete(db_pool, third)
     poller = await _started(service_process(["services.poller"], env, "poller-3"))

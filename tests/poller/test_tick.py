@@ -11,15 +11,15 @@ from services.poller.explain import explain_claim
 from services.poller.queries import CLAIM_SQL
 from services.poller.tick import poll_once
 from shared.bus import Bus
-from tests.poller.support import (
+from testkit.poller import (
     BatchCollector,
     broadcast_set,
     complete,
     drain,
-    eventually,
     insert_executions,
     poller_settings,
 )
+from testkit.waiting import wait_until
 
 
 def old_cursor_poll(
@@ -193,7 +193,7 @@ async def _until_waiting_for_a_lock(db_pool: asyncpg.Pool) -> None:
             )
         )
 
-    await eventually(waiting, what="re-completion blocked on the claim")
+    await wait_until(waiting, what="re-completion blocked on the claim")
 
 
 async def test_executions_marked_broadcast_directly_leave_the_backlog(

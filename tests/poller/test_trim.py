@@ -12,14 +12,14 @@ from services.poller import trim
 from services.poller.loop import run_poller
 from services.poller.trim import trim_poller_state
 from shared.bus import Bus
-from tests.poller.support import (
+from testkit.poller import (
     broadcast_set,
     complete,
     drain,
-    eventually,
     insert_executions,
     poller_settings,
 )
+from testkit.waiting import wait_until
 
 LOOKBACK_S = 3600.0
 MARGIN_S = 600.0
@@ -99,7 +99,7 @@ async def test_the_poll_loop_trims_on_its_own(
             async def trimmed() -> bool:
                 return not await broadcast_set(db_pool)
 
-            await eventually(trimmed, what="old broadcast ids trimmed")
+            await wait_until(trimmed, what="old broadcast ids trimmed")
     finally:
         stop.set()
         await asyncio.wait_for(poller, timeout=30)

@@ -10,7 +10,7 @@ import asyncpg
 from services.poller.loop import run_poller
 from shared.bus import Bus
 from shared.db import create_pool
-from tests.poller.support import BatchCollector, complete, insert_executions, poller_settings
+from testkit.poller import BatchCollector, complete, insert_executions, poller_settings
 
 
 async def test_two_pollers_running_at_once_publish_each_execution_exactly_once(

@@ -29,13 +29,14 @@ from shared.contracts import (
     encode,
 )
 from shared.settings import GatewaySettings
-from tests.gateway.conftest import start_gateway
-from tests.reliability.bad_inputs import OVERSIZE_LIMIT, STAGE1_CASES, STAGE2_CASES
-from tests.reliability.pipeline import pipeline_env, start_pipeline
-from tests.reliability.sse_recorder import WAIT_S, SseRecorder
-from tests.support.messages import stage2_complete
-from tests.support.net import free_port
-from tests.support.processes import ServiceProcess
+from testkit.bad_inputs import OVERSIZE_LIMIT, STAGE1_CASES, STAGE2_CASES
+from testkit.factories import stage2_complete
+from testkit.gateway import start_gateway
+from testkit.net import free_port
+from testkit.pipeline import pipeline_env, start_pipeline
+from testkit.processes import ServiceProcess
+from testkit.sse import RECORDER_WAIT_S as WAIT_S
+from testkit.sse import SseRecorder
 
 TOKEN = "reliability-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -32,22 +32,21 @@ import asyncpg
 import pytest
 
 from services.demo.generator import DEFECTS, Defect, make_raw_execution
-from services.etl.errors import DB_ERRORS
 from services.etl.stage1.ingest import ingest_execution
 from shared.bus import Bus
-from shared.db import create_pool
-from tests.reliability.chaos import Chaos, plan_faults
-from tests.reliability.dashboard_client import DashboardClient
-from tests.reliability.pipeline import (
+from shared.db import DATABASE_ERRORS, create_pool
+from testkit.chaos import Chaos, plan_faults
+from testkit.dashboard_client import DashboardClient
+from testkit.net import free_port
+from testkit.pipeline import (
     database_state,
     fast_amqp_url,
     pipeline_env,
     settled,
     start_pipeline,
 )
-from tests.support.net import free_port
-from tests.support.processes import REPO_ROOT, ServiceProcess
-from tests.support.tcp_proxy import TcpProxy
+from testkit.processes import REPO_ROOT, ServiceProcess
+from testkit.tcp_proxy import TcpProxy
 
 EXECUTIONS = int(os.environ.get("CHAOS_EXECUTIONS", "2000"))
 INGEST_RATE = 40.0  # executions per second: the run takes EXECUTIONS / RATE seconds
@@ -110,7 +109,7 @@ async def ingest_all(
             try:
                 await ingest_execution(pool, body, source="chaos")
                 break
-            except DB_ERRORS:
+            except DATABASE_ERRORS:
                 counters["ingest_retries"] += 1
                 await asyncio.sleep(0.2)
         delay = started + (index + 1) / INGEST_RATE - loop.time()

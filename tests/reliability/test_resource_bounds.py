@@ -1,6 +1,6 @@
 """SSE clients that connect and vanish without closing leave nothing behind in the gateway.
 
-The gateway runs as a subprocess (tests/reliability/probed_gateway.py: the real
+The gateway runs as a subprocess (testkit/probed_gateway.py: the real
 entry point plus GET /debug/state). In each round 1,000 raw sockets open GET
 /api/events, wait for the `connection` event (the client is registered), and
 then disappear: half with a TCP reset (SO_LINGER 0), half with a bare FIN and
@@ -28,11 +28,11 @@ import httpx
 import pytest
 
 from shared.bus import Bus
-from tests.reliability.pipeline import READY_TIMEOUT_S, pipeline_env
-from tests.reliability.sse_recorder import SseRecorder
-from tests.support.messages import stage2_complete
-from tests.support.net import free_port, wait_http_ready
-from tests.support.processes import REPO_ROOT, ServiceProcess
+from testkit.factories import stage2_complete
+from testkit.net import free_port, wait_http_ready
+from testkit.pipeline import READY_TIMEOUT_S, pipeline_env
+from testkit.processes import REPO_ROOT, ServiceProcess
+from testkit.sse import SseRecorder
 
 CLIENTS_PER_ROUND = 1000
 ROUNDS = 2
@@ -137,7 +137,7 @@ async def test_vanishing_sse_clients_leave_no_memory_tasks_or_sockets_behind(
     env = pipeline_env(
         service_env, image_dir=tmp_path / "images", gateway_port=port, LOG_LEVEL="WARNING"
     )
-    gateway = service_process(["tests.reliability.probed_gateway"], env, "gateway")
+    gateway = service_process(["testkit.probed_gateway"], env, "gateway")
     base_url = f"http://127.0.0.1:{port}"
     await wait_http_ready(base_url, gateway, timeout_s=READY_TIMEOUT_S)
     assert gateway.proc is not None

@@ -17,11 +17,11 @@ import asyncpg
 from services.demo.generator import make_raw_execution
 from services.etl.stage1.ingest import ingest_execution
 from shared.bus import Bus
-from tests.reliability.pipeline import fast_amqp_url, pipeline_env, start_pipeline
-from tests.reliability.sse_recorder import SseRecorder
-from tests.support.net import free_port
-from tests.support.processes import ServiceProcess
-from tests.support.tcp_proxy import TcpProxy
+from testkit.net import free_port
+from testkit.pipeline import fast_amqp_url, pipeline_env, start_pipeline
+from testkit.processes import ServiceProcess
+from testkit.sse import SseRecorder
+from testkit.tcp_proxy import TcpProxy
 
 ProxyFactory = Callable[[str], tuple[TcpProxy, str]]
 

@@ -12,7 +12,6 @@ from shared.contracts import (
     ExecutionBatch,
     ExecutionSummary,
     ExecutionUpdated,
-    ExtractedData,
     RoutingKey,
     Stage2Complete,
     Stage2Failed,
@@ -20,6 +19,7 @@ from shared.contracts import (
     decode,
     encode,
 )
+from testkit.factories import stage2_complete
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -49,18 +49,7 @@ def summary(**overrides: object) -> ExecutionSummary:
 
 
 def complete() -> Stage2Complete:
-    return Stage2Complete(
-        execution_id=201,
-        processing_time_ms=12.5,
-        extracted_data=ExtractedData(
-            has_smoke=True,
-            alert_level="critical",
-            detection_count=3,
-            has_image=True,
-            telegram_sent=False,
-        ),
-        timestamp=NOW,
-    )
+    return stage2_complete(201, alert_level="critical", detection_count=3, timestamp=NOW)
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from tests.support.tcp_proxy import TcpProxy
+from testkit.tcp_proxy import TcpProxy
 
 
 async def test_cut_drops_connections_and_refuses_until_restored(

@@ -13,6 +13,7 @@ import asyncpg
 
 from services.etl.errors import describe_error
 from services.etl.waits import wait_any
+from shared.backoff import Backoff, sleep_unless_stopped
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class NotifyListener:
             event.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        delay = 0.2
+        backoff = Backoff(0.2, 5.0)
         while not stop.is_set():
             lost = asyncio.Event()
 
@@ -41,16 +42,15 @@ class NotifyListener:
             except Exception as exc:
                 log.warning(
                     "listener: database unreachable, retrying",
-                    extra={"error": describe_error(exc), "retry_in_s": delay},
+                    extra={"error": describe_error(exc), "retry_in_s": backoff.delay_s},
                 )
-                await wait_any(stop, max_wait_s=delay)
-                delay = min(delay * 2, 5.0)
+                await backoff.wait(stop)
                 continue
             try:
                 conn.add_termination_listener(on_lost)
                 for channel in self.events:
                     await conn.add_listener(channel, self._on_notify)
-                delay = 0.2
+                backoff.reset()
                 self.listening.set()
                 # Anything may have happened while we were not listening.
                 for event in self.events.values():
@@ -60,7 +60,7 @@ class NotifyListener:
                     log.warning("listener: connection lost, reconnecting")
             except Exception as exc:
                 log.warning("listener: failed", extra={"error": describe_error(exc)})
-                await wait_any(stop, max_wait_s=delay)
+                await sleep_unless_stopped(stop, backoff.delay_s)
             finally:
                 self.listening.clear()
                 if not conn.is_closed():

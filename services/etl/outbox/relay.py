@@ -19,10 +19,12 @@ from datetime import UTC, datetime
 import asyncpg
 
 from services.etl import metrics, queries
-from services.etl.errors import DB_ERRORS, describe_error
+from services.etl.errors import describe_error
 from services.etl.stage2.jobs import Executor
 from services.etl.waits import wait_any
+from shared.backoff import Backoff, retry
 from shared.bus import Bus, BusError
+from shared.db import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -150,20 +152,21 @@ class OutboxRelay:
 
     async def connect_bus(self, stop: asyncio.Event) -> bool:
         """Connect to the broker, retrying with backoff; False if stopped first."""
-        delay = 0.2
-        while not stop.is_set():
-            try:
-                await self.bus.connect()
-                log.info("outbox relay connected to the broker")
-                return True
-            except Exception as exc:
-                log.warning(
-                    "outbox relay: broker unreachable, retrying",
-                    extra={"error": describe_error(exc), "retry_in_s": delay},
-                )
-                await wait_any(stop, max_wait_s=delay)
-                delay = min(delay * 2, self.config.retry_max_s)
-        return False
+        connected = await retry(
+            self._connect,
+            retry_on=(Exception,),
+            backoff=Backoff(0.2, self.config.retry_max_s),
+            log=log,
+            message="outbox relay: broker unreachable, retrying",
+            stop=stop,
+            describe=describe_error,
+        )
+        return bool(connected)
+
+    async def _connect(self) -> bool:
+        await self.bus.connect()
+        log.info("outbox relay connected to the broker")
+        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         if not await self.connect_bus(stop):
@@ -171,7 +174,7 @@ class OutboxRelay:
         loop = asyncio.get_running_loop()
         next_cleanup = loop.time()
         next_lag = loop.time()
-        backoff = 0.1
+        backoff = Backoff(0.1, self.config.retry_max_s)
         while not stop.is_set():
             self.wake.clear()  # before reading: a commit after this re-sets it
             try:
@@ -189,11 +192,10 @@ class OutboxRelay:
                 # Database down, or a broker-client error the bus did not wrap: retry later.
                 log.warning(
                     "outbox relay: round failed, retrying",
-                    extra={"error": describe_error(exc), "retry_in_s": backoff},
-                    exc_info=not isinstance(exc, DB_ERRORS),
+                    extra={"error": describe_error(exc), "retry_in_s": backoff.delay_s},
+                    exc_info=not isinstance(exc, DATABASE_ERRORS),
                 )
-                await wait_any(stop, max_wait_s=backoff)
-                backoff = min(backoff * 2, self.config.retry_max_s)
+                await backoff.wait(stop)
                 continue
             if outcome.error is not None:
                 metrics.OUTBOX_PUBLISH_ERRORS.inc()
@@ -202,13 +204,12 @@ class OutboxRelay:
                     extra={
                         "error": str(outcome.error),
                         "published": outcome.published,
-                        "retry_in_s": backoff,
+                        "retry_in_s": backoff.delay_s,
                     },
                 )
-                await wait_any(stop, max_wait_s=backoff)
-                backoff = min(backoff * 2, self.config.retry_max_s)
+                await backoff.wait(stop)
                 continue
-            backoff = 0.1
+            backoff.reset()
             if outcome.lock_held and outcome.fetched == self.config.batch_size:
                 continue  # a full batch: there may be more right away
             await wait_any(stop, self.wake, max_wait_s=self.config.poll_interval_s)

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.etl import metrics
-from services.etl.errors import DB_ERRORS, MalformedExecution, PermanentError, describe_error
+from services.etl.errors import MalformedExecution, PermanentError, describe_error
 from services.etl.stage2 import jobs
 from services.etl.stage2.extraction import Stage2Config, run_stage2
 from services.etl.stage2.images import ImageLimits
 from services.etl.stage2.jobs import ClaimedJob, RetryPolicy, Stage2Result
 from services.etl.stage2.n8n_extraction import N8nStage2Config, node_names
 from services.etl.waits import wait_any
+from shared.backoff import Backoff
+from shared.db import DATABASE_ERRORS
 from shared.settings import EtlSettings
 
 log = logging.getLogger(__name__)
@@ -91,7 +93,7 @@ class Stage2Worker:
         loop = asyncio.get_running_loop()
         renewer = asyncio.create_task(self._renew_leases(stop))
         next_sweep = 0.0
-        error_backoff = 0.1
+        error_backoff = Backoff(0.1, 5.0)
         gather_until: float | None = None
         try:
             while not stop.is_set():
@@ -130,15 +132,14 @@ class Stage2Worker:
                     if due_in is not None:
                         # A retry is scheduled: wake when it is due (others may be claiming).
                         timeout = min(timeout, max(due_in, 0.05))
-                    error_backoff = 0.1
+                    error_backoff.reset()
                     await wait_any(stop, self.wake, max_wait_s=timeout)
-                except DB_ERRORS as exc:
+                except DATABASE_ERRORS as exc:
                     log.warning(
                         "stage2 worker: database unavailable, retrying",
-                        extra={"error": describe_error(exc), "retry_in_s": error_backoff},
+                        extra={"error": describe_error(exc), "retry_in_s": error_backoff.delay_s},
                     )
-                    await wait_any(stop, max_wait_s=error_backoff)
-                    error_backoff = min(error_backoff * 2, 5.0)
+                    await error_backoff.wait(stop)
         finally:
             await self._drain()
             renewer.cancel()
@@ -189,7 +190,7 @@ class Stage2Worker:
             log.error(
                 "stage2: could not record the outcome; the job will be retried after its lease",
                 extra={**context, "error": describe_error(exc)},
-                exc_info=not isinstance(exc, DB_ERRORS),
+                exc_info=not isinstance(exc, DATABASE_ERRORS),
             )
 
     async def _complete(self, job: ClaimedJob, result: Stage2Result, started: float) -> None:
@@ -237,7 +238,7 @@ class Stage2Worker:
                 continue
             try:
                 owned = await jobs.renew_leases(self.pool, self.worker_id, ids, self.config.lease_s)
-            except DB_ERRORS as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning("stage2: could not renew leases", extra={"error": describe_error(exc)})
                 continue
             for lost in set(ids) - owned:
@@ -271,7 +272,7 @@ class Stage2Worker:
         await asyncio.gather(*pending, return_exceptions=True)
         try:
             released = await jobs.release_jobs(self.pool, self.worker_id, unfinished)
-        except DB_ERRORS as exc:
+        except DATABASE_ERRORS as exc:
             log.warning(
                 "stage2: could not release jobs; their leases will expire",
                 extra={"error": describe_error(exc), "execution_ids": unfinished},

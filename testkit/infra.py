@@ -92,10 +92,3 @@ def discover() -> Infra:
                     container.stop()
             raise InfraUnavailable(f"{HOW_TO_PROVIDE} (testcontainers: {exc!r})") from exc
     return Infra(database_url, amqp_url, ", ".join(sources), containers)
-
-
-def with_database(url: str, name: str) -> str:
-    """The same server URL pointing at database `name`."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))

@@ -1,11 +1,10 @@
-"""Helpers for the poller tests: settings, executions written with plain SQL, a batch collector."""
+"""Poller test helpers: settings, executions written with plain SQL, a batch collector."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
@@ -14,8 +13,10 @@ from asyncpg.pool import PoolConnectionProxy
 
 from services.poller.tick import poll_once
 from shared.bus import Bus, Delivery
-from shared.contracts import ExecutionBatch, ExecutionSummary, RoutingKey
+from shared.contracts import ExecutionBatch, RoutingKey
 from shared.settings import PollerSettings
+from testkit.factories import execution_summary
+from testkit.waiting import wait_until
 
 Db: TypeAlias = "asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]"
 
@@ -23,7 +24,9 @@ Db: TypeAlias = "asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy[asyncpg
 _SENTINEL_IDS = itertools.count(10**15)
 
 
-def poller_settings(database_url: str, amqp_url: str, exchange_name: str, **overrides: Any):
+def poller_settings(
+    database_url: str, amqp_url: str, exchange_name: str, **overrides: Any
+) -> PollerSettings:
     values: dict[str, Any] = {
         "database_url": database_url,
         "amqp_url": amqp_url,
@@ -82,28 +85,6 @@ async def drain(pool: asyncpg.Pool, bus: Bus, settings: PollerSettings) -> list[
             return published
 
 
-async def wait_until(predicate: Callable[[], bool], guard_s: float = 60, what: str = "") -> None:
-    """Poll a condition; guard_s only stops a hang, it is not a performance bound."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + guard_s
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        await asyncio.sleep(0.02)
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], guard_s: float = 60, what: str = ""
-) -> None:
-    """Like wait_until, for a condition that needs the database."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + guard_s
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        await asyncio.sleep(0.02)
-
-
 class BatchCollector:
     """Every execution id received in executions.new batches, duplicates kept."""
 
@@ -143,7 +124,9 @@ class BatchCollector:
 
     async def wait_for(self, expected: Iterable[int], guard_s: float = 60) -> None:
         wanted = set(expected)
-        await wait_until(lambda: self.has_all(wanted), guard_s, f"ids {sorted(wanted)[:20]}…")
+        await wait_until(
+            lambda: self.has_all(wanted), f"ids {sorted(wanted)[:20]}…", guard_s=guard_s
+        )
 
     async def flush(self, bus: Bus, guard_s: float = 30) -> None:
         """Return once everything confirmed before this call has been delivered here.
@@ -152,13 +135,6 @@ class BatchCollector:
         messages, and a queue delivers in order.
         """
         sentinel = next(_SENTINEL_IDS)
-        marker = ExecutionSummary(
-            id=sentinel,
-            workflow_id="flush",
-            camera_id="flush",
-            status="flush",
-            started_at=datetime.now(UTC),
-            processing_stage="stage2",
-        )
+        marker = execution_summary(sentinel, workflow_id="flush", camera_id="flush", status="flush")
         await bus.publish(ExecutionBatch(executions=[marker], timestamp=datetime.now(UTC)))
-        await wait_until(lambda: sentinel in self._sentinels, guard_s, "flush marker")
+        await wait_until(lambda: sentinel in self._sentinels, "flush marker", guard_s=guard_s)

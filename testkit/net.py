@@ -7,7 +7,7 @@ import socket
 
 import httpx
 
-from tests.support.processes import ServiceProcess
+from testkit.processes import ServiceProcess
 
 
 def free_port() -> int:

@@ -4,30 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-import struct
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from services.demo.generator import make_raw_execution
-
-
-def png_bomb(width: int, height: int) -> bytes:
-    """A valid 1-bit greyscale PNG of width x height zero pixels: kilobytes on disk,
-    width * height bytes once Pillow decodes it."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed bits
-    compressor = zlib.compressobj(9)
-    data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
-    )
+from testkit.images import png_bomb
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +21,9 @@ class Stage2Case:
     error: str
 
 
-def _with(execution_id: int, change: Callable[[dict[str, Any]], None], **kwargs: Any):
+def _with(
+    execution_id: int, change: Callable[[dict[str, Any]], None], **kwargs: Any
+) -> dict[str, Any]:
     raw = make_raw_execution(execution_id, **kwargs)
     change(raw)
     return raw

@@ -21,7 +21,7 @@ from shared.settings import (
     PollerSettings,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPLOY_DIR = REPO_ROOT / "deploy"
 DOCKERFILE = DEPLOY_DIR / "Dockerfile"
 ENTRYPOINT = DEPLOY_DIR / "entrypoint.sh"

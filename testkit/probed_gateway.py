@@ -1,4 +1,4 @@
-"""`python -m tests.reliability.probed_gateway`: the gateway exactly as `python -m
+"""`python -m testkit.probed_gateway`: the gateway exactly as `python -m
 services.gateway` runs it, plus GET /debug/state for the resource-bound test.
 
 /debug/state collects garbage, then reports the event loop's task count and the
@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from services.gateway import __main__ as gateway_main
+from services.gateway import worker as gateway_worker
 from services.gateway.app import STATIC_DIR, create_app
 from shared.settings import GatewaySettings
 
@@ -32,6 +33,6 @@ def create_probed_app(settings: GatewaySettings, *, static_dir: Path = STATIC_DI
 
 
 if __name__ == "__main__":
-    # The one thing changed: main() builds its app with the probe route added.
-    setattr(gateway_main, "create_app", create_probed_app)  # noqa: B010
+    # The one thing changed: each gateway worker builds its app with the probe route added.
+    setattr(gateway_worker, "create_app", create_probed_app)  # noqa: B010
     gateway_main.main()

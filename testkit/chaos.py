@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from tests.support.processes import ServiceProcess
+from testkit.processes import ServiceProcess
 
 SUPERVISE_EVERY_S = 0.5
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import asyncpg
 
-from tests.support.net import wait_http_ready
-from tests.support.processes import ServiceProcess
+from testkit.net import wait_http_ready
+from testkit.processes import ServiceProcess
 
 READY_TIMEOUT_S = 120.0  # deadlock guard only
 
@@ -75,6 +75,18 @@ class Pipeline:
 
     async def wait_ready(self) -> None:
         await wait_http_ready(self.base_url, self.processes["gateway"], timeout_s=READY_TIMEOUT_S)
+
+
+def etl_worker(env: dict[str, str], name: str = "etl-worker", **settings: object) -> ServiceProcess:
+    """An ETL worker process (not started); settings become environment variables."""
+    full_env = {**env, **{k.upper(): str(v) for k, v in settings.items()}}
+    return ServiceProcess(COMMANDS["etl"], full_env, name)
+
+
+def poller(env: dict[str, str], **settings: object) -> ServiceProcess:
+    """A poller process (not started); settings become environment variables."""
+    full_env = {**env, **{k.upper(): str(v) for k, v in settings.items()}}
+    return ServiceProcess(COMMANDS["poller"], full_env, "poller")
 
 
 def start_pipeline(

@@ -22,7 +22,7 @@ from shared.contracts import (
     Stage2Failed,
 )
 from shared.executions import SUMMARY_COLUMNS, summary_from_row
-from tests.browser.scenes import write_images
+from testkit.images import write_execution_images
 
 CAMERAS = {
     "sai-cam-node-03": ("Cerro Catedral", "rtsp"),
@@ -72,7 +72,7 @@ class Executions:
     async def store_completion(self, execution_id: int, outcome: Outcome) -> None:
         """Stage 2 success as the ETL commits it (results, image files, extracted_at)."""
         if outcome.has_image:
-            write_images(
+            write_execution_images(
                 self.image_dir, execution_id, smoke=outcome.has_smoke, fire=outcome.has_fire
             )
         await self.pool.execute(

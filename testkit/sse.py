@@ -1,4 +1,8 @@
-"""A background SSE reader that keeps every event of one connection, for assertions."""
+"""SSE clients for tests and benchmarks.
+
+`SseRecorder`: reads one connection in the background and keeps every event.
+`SseConnector` / `SseReader`: open connections and read them event by event.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from httpx_sse import aconnect_sse
+from httpx_sse import EventSource, ServerSentEvent, aconnect_sse
 
-WAIT_S = 60.0  # deadlock guard only
+from testkit.waiting import WAIT_S
+
+RECORDER_WAIT_S = 60.0  # deadlock guard only
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +51,9 @@ class SseRecorder:
     async def __aenter__(self) -> SseRecorder:
         self._task = asyncio.create_task(self._read())
         waiter = asyncio.create_task(self._connected.wait())
-        await asyncio.wait({waiter, self._task}, timeout=WAIT_S, return_when="FIRST_COMPLETED")
+        await asyncio.wait(
+            {waiter, self._task}, timeout=RECORDER_WAIT_S, return_when="FIRST_COMPLETED"
+        )
         waiter.cancel()
         if not self._connected.is_set():
             raise AssertionError(f"SSE connection failed: {self._error!r}")
@@ -91,10 +99,76 @@ class SseRecorder:
 
     async def wait_for(self, predicate: Callable[[SseRecorder], bool], what: str) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + WAIT_S
+        deadline = loop.time() + RECORDER_WAIT_S
         while not predicate(self):
             if self.ended.is_set():
                 raise AssertionError(f"stream ended ({self._error!r}) waiting for {what}")
             if loop.time() > deadline:
                 raise AssertionError(f"timed out waiting for {what}; got {self.events}")
             await asyncio.sleep(0.05)
+
+
+class SseReader:
+    """Reads one SSE connection event by event (heartbeats skipped unless asked for)."""
+
+    def __init__(self, source: EventSource) -> None:
+        self.source = source
+        self.response = source.response
+        self._events = source.aiter_sse()
+
+    async def next(self, *, skip_heartbeats: bool = True) -> ServerSentEvent:
+        while True:
+            event = await asyncio.wait_for(anext(self._events), WAIT_S)
+            if skip_heartbeats and event.event == "heartbeat":
+                continue
+            return event
+
+    async def next_json(self) -> tuple[ServerSentEvent, Any]:
+        event = await self.next()
+        return event, json.loads(event.data)
+
+
+@dataclass
+class SseConnector:
+    base_url: str
+    stack: list[Any]
+
+    async def connect(self, **options: Any) -> SseReader:
+        """`open(**options)`, and return the reader already past the `connection` event."""
+        reader = await self.open(**options)
+        first = await reader.next()
+        assert first.event == "connection", first
+        return reader
+
+    async def open(
+        self,
+        *,
+        last_event_id: str | None = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> SseReader:
+        all_headers = dict(headers or {})
+        if last_event_id is not None:
+            all_headers["Last-Event-ID"] = last_event_id
+        client = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(WAIT_S, read=None),
+            transport=transport,
+        )
+        self.stack.append(client)
+        context = aconnect_sse(client, "GET", "/api/events", params=params, headers=all_headers)
+        source = await context.__aenter__()
+        self.stack.append(context)
+        return SseReader(source)
+
+
+async def close_all(connector: SseConnector) -> None:
+    for item in reversed(connector.stack):
+        if isinstance(item, httpx.AsyncClient):
+            await item.aclose()
+        else:
+            # The server may already have closed this stream.
+            with contextlib.suppress(httpx.HTTPError, RuntimeError):
+                await item.__aexit__(None, None, None)
+    connector.stack.clear()

@@ -1,0 +1,102 @@
+"""Launch the gateway for a test or a benchmark: in-process under uvicorn, or as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from services.gateway.app import create_app
+from services.gateway.hub import Hub
+from shared.settings import GatewaySettings
+from testkit.net import free_port, wait_http_ready
+from testkit.processes import ServiceProcess
+from testkit.waiting import WAIT_S
+
+
+@dataclass
+class Gateway:
+    base_url: str
+    settings: GatewaySettings
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+    @property
+    def hub(self) -> Hub:
+        hub: Hub = self.server.config.app.state.resources.hub  # type: ignore[union-attr]
+        return hub
+
+    async def stop(self) -> None:
+        if not self.task.done():
+            self.server.should_exit = True
+            await asyncio.wait_for(self.task, WAIT_S)
+
+
+async def start_gateway(settings: GatewaySettings, static_dir: Path | None = None) -> Gateway:
+    app = (
+        create_app(settings) if static_dir is None else create_app(settings, static_dir=static_dir)
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, log_config=None, lifespan="on", timeout_graceful_shutdown=2, access_log=False
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    while not server.started:
+        if task.done():
+            task.result()  # startup failed: raise its error
+            raise RuntimeError("gateway exited during startup")
+        if loop.time() > deadline:
+            raise TimeoutError("gateway did not start")
+        await asyncio.sleep(0.02)
+    return Gateway(f"http://127.0.0.1:{port}", settings, server, task)
+
+
+GatewayFactory = Callable[..., Awaitable[Gateway]]
+
+
+class GatewayProcess:
+    """`python -m services.gateway` (or a module that wraps it) on a free loopback port."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        module: str = "services.gateway",
+        *,
+        port: int | None = None,
+        **settings: object,
+    ) -> None:
+        self.port = port or free_port()
+        full_env = {
+            **env,
+            "GATEWAY_HOST": "127.0.0.1",
+            "GATEWAY_PORT": str(self.port),
+            **{key.upper(): str(value) for key, value in settings.items()},
+        }
+        self.process = ServiceProcess([module], full_env, f"gateway:{self.port}")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def start(self, within_s: float = 60) -> GatewayProcess:
+        """Start it and wait for /readyz (fails early with its output if it exits)."""
+        self.process.start()
+        await wait_http_ready(self.base_url, self.process, timeout_s=within_s)
+        return self
+
+    def stop(self) -> None:
+        self.process.cleanup()
