@@ -2,7 +2,7 @@
 
 Any service that changes state and must tell the bus writes the event here in
 the SAME transaction; the ETL worker's outbox relay publishes it in id order
-with publisher confirms (services/etl/outbox.py). So an event exists exactly
+with publisher confirms (services/etl/outbox/relay.py). So an event exists exactly
 when its change committed, and it reaches the gateways' replay buffers like
 every other event.
 """
@@ -16,6 +16,9 @@ from shared.contracts import ROUTING_KEY_BY_MODEL, BusMessage, encode
 
 # Relays LISTEN here; NOTIFY is delivered at commit, together with the outbox row.
 OUTBOX_CHANNEL = "outbox_events"
+# The one way an event row is written; statements that must do more in the same
+# round trip (the Stage 2 completion) embed it rather than spell it again.
+INSERT_OUTBOX_ROW = "INSERT INTO outbox (routing_key, execution_id, payload)"
 
 
 async def write_event(
@@ -26,10 +29,7 @@ async def write_event(
     """Queue `message` for the relay; call inside the transaction of the change."""
     # One round trip: the row and the relay's wake-up (delivered at commit).
     await conn.execute(
-        """WITH row AS (
-               INSERT INTO outbox (routing_key, execution_id, payload) VALUES ($1, $2, $3)
-           )
-           SELECT pg_notify($4, '')""",
+        f"WITH row AS ({INSERT_OUTBOX_ROW} VALUES ($1, $2, $3)) SELECT pg_notify($4, '')",
         ROUTING_KEY_BY_MODEL[type(message)].value,
         execution_id,
         encode(message).decode(),

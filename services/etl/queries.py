@@ -1,5 +1,7 @@
 """Every SQL statement of the ETL service, by stage (the code that runs them names them)."""
 
+from shared.outbox import INSERT_OUTBOX_ROW
+
 # -- Stage 1: ingest ---------------------------------------------------------
 # One statement, so it is atomic without an explicit transaction: the execution
 # row (its trigger enqueues the job) and the raw payload land together or not at all.
@@ -81,11 +83,6 @@ LOCK_OWNED_JOB = """SELECT true FROM stage2_jobs
            WHERE execution_id = $1 AND status = 'processing' AND locked_by = $2
            FOR UPDATE"""
 
-INSERT_EVENT = """WITH row AS (
-               INSERT INTO outbox (routing_key, execution_id, payload) VALUES ($1, $2, $3)
-           )
-           SELECT pg_notify($4, '')"""
-
 GIVE_UP_JOB = """UPDATE stage2_jobs
                SET status = 'failed', last_error = $2, locked_by = NULL, locked_until = NULL,
                    updated_at = now()
@@ -114,7 +111,7 @@ EXPIRED_LEASES = """SELECT execution_id, attempts, locked_by FROM stage2_jobs
 # concurrent writer and re-checks its WHERE, so a job whose lease expired and
 # was requeued (or taken by another worker) matches no row, and then neither
 # the execution nor the outbox is touched.
-COMPLETE_JOB = """
+COMPLETE_JOB = f"""
 WITH job AS (
     UPDATE stage2_jobs
     SET status = 'completed', locked_by = NULL, locked_until = NULL,
@@ -134,7 +131,7 @@ WITH job AS (
         camera_type = coalesce($26, e.camera_type), webp_path = $27
     FROM job WHERE e.id = job.execution_id
 ), event AS (
-    INSERT INTO outbox (routing_key, execution_id, payload)
+    {INSERT_OUTBOX_ROW}
     SELECT $13, execution_id, $14 FROM job
 )
 SELECT job.execution_id FROM job, pg_notify($15, '')

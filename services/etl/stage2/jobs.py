@@ -24,7 +24,7 @@ from shared.contracts import (
     Stage2Failed,
     encode,
 )
-from shared.outbox import OUTBOX_CHANNEL
+from shared.outbox import OUTBOX_CHANNEL, write_event
 
 MAX_ERROR_CHARS = 1000
 
@@ -164,24 +164,6 @@ async def _owns(conn: Connection, execution_id: int, worker_id: str) -> bool:
     return bool(owned)
 
 
-async def _insert_event(
-    conn: Connection, execution_id: int, event: Stage2Complete | Stage2Failed
-) -> None:
-    key = (
-        RoutingKey.STAGE2_COMPLETE
-        if isinstance(event, Stage2Complete)
-        else RoutingKey.STAGE2_FAILED
-    )
-    # One round trip: the row and the relay's wake-up (delivered at commit).
-    await conn.execute(
-        queries.INSERT_EVENT,
-        key.value,
-        execution_id,
-        encode(event).decode(),
-        OUTBOX_CHANNEL,
-    )
-
-
 async def complete_job(
     conn: Executor,
     job: ClaimedJob,
@@ -285,7 +267,7 @@ async def record_failure(
         retry_count=job.attempts,
         timestamp=datetime.now(UTC),  # the worker's clock, as for stage2.complete
     )
-    await _insert_event(conn, job.execution_id, event)
+    await write_event(conn, event, job.execution_id)
     return event, final
 
 
