@@ -147,15 +147,16 @@ async def list_cameras(pool: asyncpg.Pool) -> list[str]:
 
 
 # A camera's frames in time order, keyset on (started_at, id) from an anchor
-# execution: executions_camera_time_idx makes a step O(limit).
+# execution: executions_camera_time_idx makes a step O(limit). Full details (with the
+# detections), so the detail view steps through frames without a request per frame.
 _SEQUENCE_SQL = {
     "next": f"""
-        SELECT {SUMMARY_COLUMNS}
+        SELECT {DETAIL_COLUMNS}
         FROM executions a JOIN executions e
           ON e.camera_id = a.camera_id AND (e.started_at, e.id) > (a.started_at, a.id)
         WHERE a.id = $1 ORDER BY e.started_at, e.id LIMIT $2""",
     "previous": f"""
-        SELECT {SUMMARY_COLUMNS}
+        SELECT {DETAIL_COLUMNS}
         FROM executions a JOIN executions e
           ON e.camera_id = a.camera_id AND (e.started_at, e.id) < (a.started_at, a.id)
         WHERE a.id = $1 ORDER BY e.started_at DESC, e.id DESC LIMIT $2""",
@@ -164,13 +165,13 @@ _SEQUENCE_SQL = {
 
 async def camera_sequence(
     pool: asyncpg.Pool, anchor_id: int, direction: str, limit: int
-) -> tuple[list[ExecutionSummary], bool]:
+) -> tuple[list[ExecutionDetail], bool]:
     """Up to `limit` frames of the anchor's camera after (or before) it, nearest first.
 
     The second value tells whether more frames follow in that direction.
     """
     rows = await pool.fetch(_SEQUENCE_SQL[direction], anchor_id, limit + 1)
-    items = [summary_from_row(dict(row.items())) for row in rows[:limit]]
+    items = [detail_from_row(dict(row.items())) for row in rows[:limit]]
     return items, len(rows) > limit
 
 

@@ -23,6 +23,8 @@ HTML_ATTR_KEYS = re.compile(r"""data-i18n-attr=["']([^"']+)["']""")
 DYNAMIC_PREFIXES = {
     "alert.label.": ("none", "low", "medium", "high", "critical"),
     "connection.": ("connecting", "live", "reconnecting", "offline"),
+    "box.": ("smoke", "fire"),
+    "audit.": ("mark_false_positive", "unmark_false_positive", "acknowledge"),
 }
 
 

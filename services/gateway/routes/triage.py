@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from services.gateway import queries, triage
 from services.gateway.auth import OperatorDep, Principal, require_viewer
 from services.gateway.deps import Pool
-from shared.contracts import MAX_BULK_EXECUTIONS, ExecutionSummary, TriageState
+from shared.contracts import MAX_BULK_EXECUTIONS, ExecutionDetail, ExecutionSummary, TriageState
 
 # Reading needs the viewer role; every change needs an operator (OperatorDep below).
 router = APIRouter(prefix="/api", tags=["triage"], dependencies=[Depends(require_viewer)])
@@ -93,7 +93,7 @@ class AuditTrail(BaseModel):
 
 
 class SequencePage(BaseModel):
-    items: list[ExecutionSummary]
+    items: list[ExecutionDetail]
     # Pass the last item's id as the anchor to continue; None: no more frames.
     next_anchor: int | None
 

@@ -61,11 +61,32 @@ export function describeError(error) {
   return t("errors.http", { status: String(error.status) });
 }
 
-async function getJson(path, { signal } = {}) {
+export async function getJson(path, { signal } = {}) {
   for (;;) {
     const response = await fetch(path, {
       headers: { Accept: "application/json", ...authHeaders() },
       signal,
+    });
+    if (response.status === 401) {
+      await askForToken();
+      continue;
+    }
+    if (!response.ok) throw await apiError(response);
+    return response.json();
+  }
+}
+
+/** POST a JSON body; the JSON answer (a 401 asks for the token and retries). */
+export async function postJson(path, body) {
+  for (;;) {
+    const response = await fetch(path, {
+      method: "POST",
+      headers: {
+        Accept: "application/json",
+        "Content-Type": "application/json",
+        ...authHeaders(),
+      },
+      body: JSON.stringify(body),
     });
     if (response.status === 401) {
       await askForToken();

@@ -10,6 +10,7 @@ import {
   listExecutions,
   listLocations,
 } from "./api.js";
+import { AlertCenter } from "./alerts.js";
 import { adoptTokenFromUrl } from "./auth.js";
 import { DetailView } from "./detail.js";
 import { ExportControl } from "./export.js";
@@ -26,8 +27,16 @@ import {
 import { Gallery } from "./gallery.js";
 import { bindLanguageSwitch, t, translatePage } from "./i18n.js";
 import { LiveConnection } from "./live.js";
+import { bindOperatorName } from "./operator.js";
+import { Selection } from "./selection.js";
 import { Announcer, ConnectionBadge, ErrorBanner } from "./status.js";
-import { ExecutionStore, completedState, failedState, matchesFilters } from "./store.js";
+import {
+  ExecutionStore,
+  completedState,
+  failedState,
+  matchesFilters,
+  triagedState,
+} from "./store.js";
 
 const FIRST_CONNECTION_WAIT_MS = 5000;
 
@@ -41,10 +50,42 @@ const COUNT_REFRESH_MS = 3000; // live events move the total; re-count at most t
 
 const store = new ExecutionStore();
 const gallery = new Gallery(galleryList, { onOpen: openDetail });
-const detail = new DetailView(document.getElementById("detail"));
+const detail = new DetailView(document.getElementById("detail"), {
+  listNeighbour: (id, offset) => {
+    const neighbour = gallery.neighbour(id, offset);
+    return neighbour == null ? null : (store.get(neighbour) ?? null);
+  },
+  fetchDetail: (id) => getExecution(id),
+  onShow: (state) => showInUrl(state?.id ?? null),
+  onTriage: (states) => applyTriageStates(states),
+});
 const badge = new ConnectionBadge(document.getElementById("connection-status"));
 const errors = new ErrorBanner(document.getElementById("error-banner"));
 const announcer = new Announcer(document.getElementById("announcer"));
+const alerts = new AlertCenter(document.getElementById("alert-banner"), {
+  soundBox: document.getElementById("alert-sound"),
+  notifyButton: document.getElementById("alert-notify"),
+  onOpen: (state) => openDetail(state.id, state),
+});
+const selection = new Selection(galleryList, document.getElementById("bulk-bar"), {
+  onTriage: (states) => applyTriageStates(states),
+  onError: (message) => errors.show(message),
+});
+
+// The open execution is named in the URL (?execution=ID), so a link opens it.
+const EXECUTION_PARAM = "execution";
+
+function showInUrl(id) {
+  const url = new URL(window.location.href);
+  if (id == null) url.searchParams.delete(EXECUTION_PARAM);
+  else url.searchParams.set(EXECUTION_PARAM, String(id));
+  if (url.href !== window.location.href) window.history.replaceState(window.history.state, "", url);
+}
+
+function executionInUrl() {
+  const value = Number(new URL(window.location.href).searchParams.get(EXECUTION_PARAM));
+  return Number.isSafeInteger(value) && value > 0 ? value : null;
+}
 
 let filters = filtersFromUrl();
 let countRequest = null; // AbortController of the count in flight
@@ -64,8 +105,10 @@ function render(state, { highlight = false } = {}) {
   } else {
     gallery.remove(state.id);
     store.delete(state.id);
+    selection.forget(state.id);
   }
   detail.refresh(state);
+  alerts.consider(state);
   updateCounts();
 }
 
@@ -185,17 +228,46 @@ async function fetchAndShow(id, applyEvent) {
   if (!known) announcer.newExecutions(1);
 }
 
-async function openDetail(id) {
-  const state = store.get(id);
-  if (!state) return;
-  detail.open(state);
-  try {
-    // The list row lacks nothing today, but the detail is worth one fresh read.
-    const fresh = await getExecution(id);
-    if (fresh && store.has(id)) render(store.upsert(fresh));
-  } catch {
-    // keep showing what we have
+/** Open the detail of an execution, whether or not the gallery shows it. */
+async function openDetail(id, known = null) {
+  let state = store.get(id) ?? known;
+  if (!state) {
+    try {
+      state = await getExecution(id);
+    } catch (error) {
+      errors.show(t("errors.fetch_execution", { id: String(id), reason: describeError(error) }));
+      return;
+    }
+    if (!state) {
+      errors.show(t("errors.fetch_execution", { id: String(id), reason: t("errors.not_found") }));
+      showInUrl(null);
+      return;
+    }
   }
+  detail.open(state); // reads the fresh detail (detections) itself
+}
+
+/** Triage states (from `execution:updated` or our own action's answer) onto the screen. */
+function applyTriageStates(states) {
+  for (const triage of states ?? []) {
+    const state = store.applyTriage(triage);
+    if (state) {
+      render(state);
+    } else {
+      if (detail.currentId === triage.execution_id) {
+        detail.refresh({ id: triage.execution_id, ...withoutId(triage) });
+      }
+      // Not shown: it may pass the filters now (e.g. "only false positives").
+      const { execution_id: id } = triage;
+      if (filters.false_positive != null) fetchAndShow(id, (base) => triagedState(base, triage));
+    }
+    alerts.applyTriage(triage);
+  }
+}
+
+function withoutId(triage) {
+  const { execution_id: _id, ...fields } = triage;
+  return fields;
 }
 
 // -- live events -------------------------------------------------------------
@@ -203,6 +275,7 @@ async function openDetail(id) {
 function onBatch({ executions }) {
   let added = 0;
   for (const summary of executions ?? []) {
+    alerts.consider(summary); // every camera's alerts, whatever the gallery's filters
     const known = store.has(summary.id);
     if (!known && !matchesFilters(summary, filters)) continue;
     render(store.upsert(summary), { highlight: !known });
@@ -252,6 +325,7 @@ loadMoreButton.addEventListener("click", () => {
 
 async function main() {
   translatePage();
+  bindOperatorName(document.getElementById("operator-name"));
   bindLanguageSwitch(document.getElementById("language"));
   adoptTokenFromUrl();
   writeForm(form, filters);
@@ -270,6 +344,7 @@ async function main() {
       "execution:batch": onBatch,
       "etl:stage2:complete": onComplete,
       "etl:stage2:failed": onFailed,
+      "execution:updated": (event) => applyTriageStates(event.executions),
       reset: () => reload(),
       resync: () => reload(),
       beforeReopen: () => listCameras(),
@@ -286,6 +361,13 @@ async function main() {
     new Promise((resolve) => setTimeout(resolve, FIRST_CONNECTION_WAIT_MS)),
   ]);
   await reload();
+  const linked = executionInUrl();
+  if (linked != null) openDetail(linked);
+  try {
+    await alerts.load();
+  } catch (error) {
+    errors.show(t("errors.load_alerts", { reason: describeError(error) }));
+  }
 }
 
 main();

@@ -48,6 +48,8 @@ export function updateCard(card, state) {
   setText(field(card, "smoke"), done ? smokeText(state) : "");
   setText(field(card, "detections"), done ? detectionsText(state) : "");
   setText(field(card, "telegram"), done ? telegramText(state) : "");
+  card.dataset.falsePositive = String(Boolean(state.false_positive));
+  setText(field(card, "false-positive"), state.false_positive ? t("triage.badge") : "");
   setText(
     field(card, "error"),
     stage === "failed"

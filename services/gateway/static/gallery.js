@@ -12,6 +12,7 @@ export class Gallery {
     this.#list = list;
     // One delegated listener instead of one per card.
     list.addEventListener("click", (event) => {
+      if (event.target.closest(".card-select")) return; // selecting, not opening
       const card = event.target.closest("[data-execution-id]");
       if (card && list.contains(card)) onOpen(Number(card.dataset.executionId));
     });
@@ -71,6 +72,13 @@ export class Gallery {
     } else {
       for (const state of fresh) this.show(state);
     }
+  }
+
+  /** The id `offset` places after `id` in the shown order (newest first), or null. */
+  neighbour(id, offset) {
+    const index = this.#order.indexOf(id);
+    if (index < 0) return null;
+    return this.#order[index + offset] ?? null;
   }
 
   remove(id) {

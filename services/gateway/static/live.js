@@ -8,7 +8,12 @@
 
 import { eventsUrl } from "./api.js";
 
-const DATA_EVENTS = ["execution:batch", "etl:stage2:complete", "etl:stage2:failed"];
+const DATA_EVENTS = [
+  "execution:batch",
+  "etl:stage2:complete",
+  "etl:stage2:failed",
+  "execution:updated",
+];
 const MAX_REOPEN_DELAY_MS = 30_000;
 // A stream is presumed dead after this many heartbeat intervals of silence (never sooner
 // than MIN_SILENCE_MS). The interval is measured, so any gateway setting works.

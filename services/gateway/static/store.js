@@ -47,10 +47,26 @@ export class ExecutionStore {
   /** Merge a full ExecutionSummary; returns the resulting state. */
   upsert(summary) {
     const current = this.#states.get(summary.id);
-    if (current && !isNewer(summary, current)) return current;
+    if (current && !isNewer(summary, current)) {
+      // Older Stage 2 knowledge, but its triage (or detail) may still be newer.
+      const next = { ...withDetail(current, summary), ...newerTriage(current, summary) };
+      this.#states.set(summary.id, next);
+      return next;
+    }
     // Keep event-only extras (processing_time_ms) the snapshot does not carry.
-    const next = current ? { ...current, ...summary } : { ...summary };
+    const next = current
+      ? { ...current, ...summary, ...newerTriage(summary, current) }
+      : { ...summary };
     this.#states.set(summary.id, next);
+    return next;
+  }
+
+  /** Apply one triage state of an `execution:updated`; the new state, or null if unknown. */
+  applyTriage(triage) {
+    const current = this.#states.get(triage.execution_id);
+    if (!current) return null;
+    const next = triagedState(current, triage);
+    this.#states.set(current.id, next);
     return next;
   }
 
@@ -71,6 +87,38 @@ export class ExecutionStore {
     this.#states.set(current.id, next);
     return next;
   }
+}
+
+const TRIAGE_FIELDS = [
+  "false_positive",
+  "false_positive_reason",
+  "false_positive_by",
+  "false_positive_at",
+  "acknowledged_by",
+  "acknowledged_at",
+  "triage_revision",
+];
+
+/** The triage fields of `other` when they are newer than those of `base` (else none). */
+function newerTriage(base, other) {
+  if ((other.triage_revision ?? 0) <= (base.triage_revision ?? 0)) return {};
+  return Object.fromEntries(TRIAGE_FIELDS.map((name) => [name, other[name] ?? null]));
+}
+
+/** Detail-only fields (detections, image size…) from a fresh read, without its stage. */
+function withDetail(current, fresh) {
+  const extra = {};
+  for (const [name, value] of Object.entries(fresh)) {
+    if (!(name in current) && value !== undefined) extra[name] = value;
+  }
+  return { ...current, ...extra };
+}
+
+/** `state` with a triage state from `execution:updated`, unless it knows a newer one. */
+export function triagedState(state, triage) {
+  if ((triage.triage_revision ?? 0) <= (state.triage_revision ?? 0)) return state;
+  const { execution_id: _id, ...fields } = triage;
+  return { ...state, ...fields };
 }
 
 export function completedState(state, event) {
