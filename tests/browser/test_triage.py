@@ -26,7 +26,8 @@ from services.etl.outbox.relay import OutboxRelay, RelayConfig
 from shared.bus import Bus
 from shared.contracts import ExecutionBatch
 from shared.executions import SUMMARY_COLUMNS, summary_from_row
-from tests.browser.harness import TOKEN, Gateway, open_dashboard
+from testkit.browser import TOKEN, open_dashboard
+from testkit.gateway import GatewayProcess as Gateway
 
 pytestmark = pytest.mark.browser
 
@@ -130,7 +131,7 @@ def card(page: Page, execution_id: int) -> Locator:
 
 async def open_execution(page: Page, gateway: Gateway, execution_id: int) -> Locator:
     """Open the dashboard with the URL naming an execution: its detail opens by itself."""
-    await page.goto(f"{gateway.url}/?execution={execution_id}&token={TOKEN}")
+    await page.goto(f"{gateway.base_url}/?execution={execution_id}&token={TOKEN}")
     detail = page.locator("#detail")
     await expect(detail).to_have_attribute("data-execution-id", str(execution_id))
     await expect(detail).to_be_visible()
@@ -326,8 +327,8 @@ async def test_false_positive_marked_on_one_page_shows_on_another(
 ) -> None:
     for execution_id in range(21, 25):
         await add_frame(db_pool, image_dir, execution_id, minute=execution_id)
-    await open_dashboard(page, gateway.url)
-    await open_dashboard(second_page, gateway.url)
+    await open_dashboard(page, gateway.base_url)
+    await open_dashboard(second_page, gateway.base_url)
     # Page B hides false positives.
     await second_page.select_option('#filters select[name="false_positive"]', "false")
     await expect(second_page.locator("#gallery > li")).to_have_count(4)
@@ -382,8 +383,8 @@ async def test_alert_banner_per_camera_and_shared_acknowledgement(
     relay: None,
 ) -> None:
     await add_frame(db_pool, image_dir, 31, alert_level="critical", camera="sai-cam-node-12")
-    await open_dashboard(page, gateway.url)
-    await open_dashboard(second_page, gateway.url)
+    await open_dashboard(page, gateway.base_url)
+    await open_dashboard(second_page, gateway.base_url)
     banner_a, banner_b = page.locator("#alert-banner"), second_page.locator("#alert-banner")
     # An alert open before the pages loaded is on the banner.
     await expect(banner_a.locator('[data-camera="sai-cam-node-12"]')).to_be_visible()
@@ -431,7 +432,7 @@ async def test_a_notification_is_shown_when_the_page_is_hidden(
     bus: Bus,
 ) -> None:
     async for page in new_page(browser, permissions=["notifications"]):
-        await open_dashboard(page, gateway.url)
+        await open_dashboard(page, gateway.base_url)
         # Granted by the context (a person grants it in the prompt "Notify me" opens).
         notify = page.locator("#alert-notify")
         await expect(notify).to_have_attribute("data-permission", "granted")
