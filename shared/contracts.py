@@ -125,6 +125,8 @@ class Stage2Complete(Contract):
     extracted_data: ExtractedData
     # Commit time of the Stage 2 transaction; the latency benchmark measures from here.
     timestamp: datetime
+    # The execution's camera, so filtered SSE streams (?camera=) can route the event.
+    camera_id: str | None = None
 
 
 class Stage2Failed(Contract):
@@ -135,6 +137,8 @@ class Stage2Failed(Contract):
     error: Annotated[str, Field(min_length=1)]
     retry_count: Count
     timestamp: datetime
+    # The execution's camera when known (filtered SSE streams route by it).
+    camera_id: str | None = None
 
 
 TriageAction = Literal["mark_false_positive", "unmark_false_positive", "acknowledge"]

@@ -60,7 +60,7 @@ CLAIM_JOBS = """
         FROM due LEFT JOIN execution_raw r ON r.execution_id = due.execution_id
                  LEFT JOIN executions e ON e.id = due.execution_id
         WHERE j.execution_id = due.execution_id
-        RETURNING j.execution_id, j.attempts, r.payload, r.source_format, e.status
+        RETURNING j.execution_id, j.attempts, r.payload, r.source_format, e.status, e.camera_id
         """
 
 SECONDS_UNTIL_NEXT_DUE = """SELECT extract(epoch FROM min(next_attempt_at) - now())::float8
@@ -75,7 +75,7 @@ RELEASE_JOBS = """UPDATE stage2_jobs
                locked_until = NULL, next_attempt_at = now(), updated_at = now()
            WHERE execution_id = ANY($1::bigint[]) AND locked_by = $2 AND status = 'processing'"""
 
-LOAD_RAW = """SELECT r.payload, r.source_format, e.status
+LOAD_RAW = """SELECT r.payload, r.source_format, e.status, e.camera_id
            FROM execution_raw r JOIN executions e ON e.id = r.execution_id
            WHERE r.execution_id = $1"""
 
@@ -98,11 +98,13 @@ RECORD_EXECUTION_FAILURE = """UPDATE executions
                processing_stage = CASE WHEN $4 THEN 'failed' ELSE processing_stage END
            WHERE id = $1"""
 
-EXPIRED_LEASES = """SELECT execution_id, attempts, locked_by FROM stage2_jobs
-               WHERE status = 'processing' AND locked_until < now()
-               ORDER BY locked_until
+EXPIRED_LEASES = """SELECT j.execution_id, j.attempts, j.locked_by,
+               (SELECT e.camera_id FROM executions e WHERE e.id = j.execution_id) AS camera_id
+               FROM stage2_jobs j
+               WHERE j.status = 'processing' AND j.locked_until < now()
+               ORDER BY j.locked_until
                LIMIT $1
-               FOR UPDATE SKIP LOCKED"""
+               FOR UPDATE OF j SKIP LOCKED"""
 
 # One statement: atomic without an explicit transaction, and one round trip
 # (BEGIN, an ownership check, the writes and COMMIT were five: each costs the

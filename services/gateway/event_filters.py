@@ -2,7 +2,10 @@
 
 A filter keeps only what concerns the matching executions: an
 `execution:batch` is cut down to its matching executions (or dropped), a
-Stage 2 event passes when its execution's camera and alert level match.
+Stage 2 event passes when its execution's camera and alert level match
+(`alert_level` may repeat: any of them). A Stage 2 event without a camera
+(an older producer) passes a camera filter: the dashboard checks the card it
+fetches, so an unknown camera costs a lookup, never a lost event.
 Events that are not about one execution (`reset`) pass every filter. The
 projected event keeps the id of the stream position, so a filtered client
 resumes by Last-Event-ID like any other.
@@ -25,12 +28,12 @@ SSE_STAGE2_FAILED = EVENTS[RoutingKey.STAGE2_FAILED].sse_event
 @dataclass(frozen=True, slots=True)
 class EventFilter:
     camera: str | None = None
-    alert_level: str | None = None
+    alert_levels: frozenset[str] = frozenset()
 
-    def matches(self, camera: object, alert_level: object) -> bool:
-        if self.camera is not None and camera != self.camera:
+    def matches(self, camera: object, alert_level: object, *, camera_known: bool = True) -> bool:
+        if self.camera is not None and camera_known and camera != self.camera:
             return False
-        return self.alert_level is None or alert_level == self.alert_level
+        return not self.alert_levels or alert_level in self.alert_levels
 
 
 ALL = EventFilter()
@@ -66,13 +69,17 @@ def project(event: E, event_filter: EventFilter, reframe: Callable[[E, str], E])
     if name == SSE_STAGE2_COMPLETE:
         payload = _parsed(event)
         level = (payload.get("extracted_data") or {}).get("alert_level")
-        return event if event_filter.matches(payload.get("camera_id"), level) else None
+        camera = payload.get("camera_id")
+        matched = event_filter.matches(camera, level, camera_known=camera is not None)
+        return event if matched else None
     if name == SSE_STAGE2_FAILED:
         payload = _parsed(event)
         # A failed execution has no alert level: only camera-only filters take it.
-        if event_filter.alert_level is not None:
+        if event_filter.alert_levels:
             return None
-        return event if event_filter.matches(payload.get("camera_id"), None) else None
+        camera = payload.get("camera_id")
+        matched = event_filter.matches(camera, None, camera_known=camera is not None)
+        return event if matched else None
     return event
 
 

@@ -331,6 +331,8 @@ async def test_filters_and_load_more(
         level = ALERT_LEVELS[execution_id % 5]
         outcome = Outcome(alert_level=level, has_smoke=level != "none", has_image=False)
         await executions.store_completion(execution_id, outcome)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     await open_dashboard(page, gateway.base_url)
 
     cards = page.locator("#gallery > li")
@@ -352,18 +354,21 @@ async def test_filters_and_load_more(
     await expect(cards).to_have_count(4)  # ids 4, 19, 34, 49
     assert await gallery_ids(page) == [49, 34, 19, 4]
 
-    # Live events respect the filters: a non-matching completion stays out.
+    # Live events respect the filters: the page's stream is filtered by the gateway
+    # (camera and alert levels), so a non-matching completion never reaches it.
+    streams = [url for url in requested if "/api/events" in url]
+    assert "camera=sai-cam-node-07" in streams[-1] and "alert_level=critical" in streams[-1]
     await executions.add_pending(100, "sai-cam-node-07")
     await executions.add_pending(103, "sai-cam-node-07")
     quiet = Outcome(alert_level="low", has_smoke=True)
     await executions.store_completion(100, quiet)
-    async with page.expect_response(lambda response: "/api/executions/100" in response.url):
-        await bus.publish(completion_event(100, quiet))
+    await bus.publish(completion_event(100, quiet))
     alarming = Outcome(alert_level="critical", has_smoke=True, detection_count=6)
     await executions.store_completion(103, alarming)
     await bus.publish(completion_event(103, alarming))
     await expect(card(page, 103)).to_have_attribute("data-alert", "critical")
     assert await gallery_ids(page) == [103, 49, 34, 19, 4]
+    assert not [url for url in requested if "/api/executions/100" in url]  # not even fetched
 
     # Clearing the filters reloads the first page.
     await filters.get_by_label("Smoke only").uncheck()

@@ -78,7 +78,9 @@ async def test_valid_execution_completes_with_the_exact_event(
             telegram_sent=True,
         ),
         timestamp=row["extracted_at"],  # the completing worker's clock, stored with it
+        camera_id=row["camera_id"],  # filtered SSE streams route by it
     )
+    assert event.camera_id
     assert event.processing_time_ms > 0
     job = await db_pool.fetchrow("SELECT * FROM stage2_jobs WHERE execution_id = 1")
     assert job is not None

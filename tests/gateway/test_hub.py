@@ -138,8 +138,8 @@ async def test_filtered_clients_get_only_matching_executions_framed_once_per_fil
     hub = Hub(replay_size=10, client_queue_size=10)
     everything, _ = hub.subscribe(None)
     cam_a = [hub.subscribe(None, EventFilter(camera="a"))[0] for _ in range(3)]
-    cam_a_high, _ = hub.subscribe(None, EventFilter(camera="a", alert_level="high"))
-    high, _ = hub.subscribe(None, EventFilter(alert_level="high"))
+    cam_a_high, _ = hub.subscribe(None, EventFilter(camera="a", alert_levels=frozenset({"high"})))
+    high, _ = hub.subscribe(None, EventFilter(alert_levels=frozenset({"high"})))
     assert hub.filter_count == 4
     batch = ExecutionBatch(
         executions=[_summary(1, "a", "high"), _summary(2, "a", "low"), _summary(3, "b", "high")],

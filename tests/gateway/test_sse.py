@@ -263,3 +263,33 @@ async def test_a_slow_client_is_dropped_while_a_fast_one_keeps_receiving(
         assert replayed == sent_ids[len(got) :]
     finally:
         await close_all(sse)
+
+
+async def test_filtered_streams_get_only_their_executions_and_resume_per_filter(
+    gateway: Gateway, sse: SseConnector, bus: Bus
+) -> None:
+    def on(execution_id: int, camera: str, level: str) -> ExecutionSummary:
+        return summary(execution_id).model_copy(update={"camera_id": camera, "alert_level": level})
+
+    params = {"camera": "cam-a", "alert_level": ["high", "critical"]}
+    filtered = await sse.connect(params=params)  # type: ignore[arg-type]
+    everything = await sse.connect()
+    batches = [
+        [on(1, "cam-a", "high"), on(2, "cam-b", "high"), on(3, "cam-a", "low")],
+        [on(4, "cam-b", "critical")],  # nothing for the filter: not sent to it at all
+        [on(5, "cam-a", "critical")],
+    ]
+    for executions in batches:
+        await bus.publish(ExecutionBatch(executions=executions, timestamp=datetime.now(UTC)))
+    all_events = [await everything.next() for _ in batches]
+    got = [await filtered.next() for _ in range(2)]
+    assert [[e["id"] for e in json.loads(ev.data)["executions"]] for ev in got] == [[1], [5]]
+    assert [ev.id for ev in got] == [all_events[0].id, all_events[2].id]  # stream positions
+
+    # Resuming the filtered stream from its first event replays only its matches.
+    back = await sse.connect(params=params, last_event_id=got[0].id)  # type: ignore[arg-type]
+    replayed = await back.next()
+    assert (replayed.id, replayed.data) == (got[1].id, got[1].data)
+    async with httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as http:
+        bad = await http.get("/api/events", params={"alert_level": "severe"})
+    assert bad.status_code == 422

@@ -45,6 +45,8 @@ class ClaimedJob:
     source_format: str = "raw"
     # The source's status of the run (n8n: success, error, canceled, crashed).
     source_status: str | None = None
+    # The execution's camera as Stage 1 stored it (put on the events for filtered streams).
+    camera_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,7 @@ async def claim_jobs(
             r["payload"],
             r["source_format"] or "raw",
             r["status"],
+            r["camera_id"],
         )
         for r in rows
     ]
@@ -151,7 +154,12 @@ async def load_raw(conn: Executor, job: ClaimedJob) -> ClaimedJob | None:
     if row is None:
         return None
     return ClaimedJob(
-        job.execution_id, job.attempts, str(row["payload"]), row["source_format"], row["status"]
+        job.execution_id,
+        job.attempts,
+        str(row["payload"]),
+        row["source_format"],
+        row["status"],
+        row["camera_id"],
     )
 
 
@@ -191,6 +199,7 @@ async def complete_job(
             telegram_sent=result.telegram_sent,
         ),
         timestamp=now,
+        camera_id=result.details.camera_id or job.camera_id,
     )
     completed = await conn.fetchval(
         queries.COMPLETE_JOB,
@@ -266,6 +275,7 @@ async def record_failure(
         error=error,
         retry_count=job.attempts,
         timestamp=datetime.now(UTC),  # the worker's clock, as for stage2.complete
+        camera_id=job.camera_id,
     )
     await write_event(conn, event, job.execution_id)
     return event, final
@@ -298,7 +308,7 @@ async def expire_leases(
         )
         outcomes = []
         for row in rows:
-            job = ClaimedJob(row["execution_id"], row["attempts"])
+            job = ClaimedJob(row["execution_id"], row["attempts"], camera_id=row["camera_id"])
             error = f"worker {row['locked_by']} stopped before finishing (lease expired)"
             outcomes.append(await record_failure(conn, job, error, permanent=False, policy=policy))
         return outcomes

@@ -38,17 +38,19 @@ async def stream_events(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     last_event_id_param: Annotated[str | None, Query(alias="last_event_id")] = None,
     camera: CameraFilter = None,
-    alert_level: AlertLevel | None = None,
+    alert_level: Annotated[list[AlertLevel] | None, Query()] = None,
 ) -> EventStreamResponse:
     """`connection`, then missed events (or `reset`), then live events and `heartbeat`s.
 
     The header is what EventSource sends on its own reconnects; the query parameter
     lets a page that had to open a new EventSource resume too (it cannot set headers).
-    `camera` and `alert_level` (combinable) keep only the matching executions' events;
-    ids stay stream positions, so a filtered stream resumes like any other.
+    `camera` and `alert_level` (combinable; `alert_level` may repeat) keep only the
+    matching executions' events; ids stay stream positions, so a filtered stream
+    resumes like any other.
     """
     last_event_id = last_event_id or last_event_id_param
-    event_filter = EventFilter(camera, alert_level) if camera or alert_level else ALL
+    levels = frozenset(alert_level or ())
+    event_filter = EventFilter(camera, levels) if camera or levels else ALL
     stream_log = resources.stream_log
     assert stream_log is not None  # set by the lifespan before any request
     return EventStreamResponse(

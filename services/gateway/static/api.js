@@ -199,9 +199,16 @@ export function thumbnailUrl(id) {
   return withTokenParam(`/api/executions/${encodeURIComponent(id)}/thumbnail`);
 }
 
-export function eventsUrl(lastEventId) {
-  const path = lastEventId
-    ? `/api/events?last_event_id=${encodeURIComponent(lastEventId)}`
-    : "/api/events";
-  return withTokenParam(path);
+/**
+ * The live stream's URL. `filters` (camera, alert_levels) make the gateway send only
+ * the matching executions' events; ids are stream positions, so `lastEventId` resumes
+ * a filtered stream like any other.
+ */
+export function eventsUrl(lastEventId, filters = {}) {
+  const params = new URLSearchParams();
+  if (filters.camera) params.set("camera", filters.camera);
+  for (const level of filters.alert_levels ?? []) params.append("alert_level", level);
+  if (lastEventId) params.set("last_event_id", lastEventId);
+  const query = params.toString();
+  return withTokenParam(query ? `/api/events?${query}` : "/api/events");
 }

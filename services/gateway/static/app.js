@@ -303,6 +303,13 @@ function onFailed(event) {
 
 // -- start -------------------------------------------------------------------
 
+let live = null;
+
+/** What the gateway filters the live stream by; the rest is checked here (matchesFilters). */
+function streamFilters({ camera, alert_levels }) {
+  return { camera, alert_levels };
+}
+
 // A filter change is a new entry in the history: the URL reproduces the view.
 form.addEventListener("change", (event) => {
   if (event.target.name === "range") showCustomRange(form);
@@ -311,11 +318,13 @@ form.addEventListener("change", (event) => {
   if (search !== window.location.search) {
     window.history.pushState(null, "", `${window.location.pathname}${search}`);
   }
+  live?.setFilters(streamFilters(filters));
   reload();
 });
 window.addEventListener("popstate", () => {
   filters = filtersFromUrl();
   writeForm(form, filters);
+  live?.setFilters(streamFilters(filters));
   reload();
 });
 form.addEventListener("submit", (event) => event.preventDefault());
@@ -339,7 +348,7 @@ async function main() {
   const connected = new Promise((resolve) => {
     firstConnection = resolve;
   });
-  const live = new LiveConnection({
+  live = new LiveConnection({
     handlers: {
       "execution:batch": onBatch,
       "etl:stage2:complete": onComplete,
@@ -354,7 +363,7 @@ async function main() {
       if (status.state === "live") firstConnection();
     },
   });
-  live.start();
+  live.start(streamFilters(filters));
   // Subscribed before the first page is read, so nothing falls between the two.
   await Promise.race([
     connected,

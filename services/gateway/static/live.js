@@ -33,6 +33,7 @@ export class LiveConnection {
   #reopenTimer = null;
   #watchdog = null;
   #state = "connecting";
+  #filters = {};
 
   /**
    * handlers: {"execution:batch", "etl:stage2:complete", "etl:stage2:failed", reset, resync,
@@ -43,12 +44,25 @@ export class LiveConnection {
     this.#onStatus = onStatus;
   }
 
-  start() {
+  start(filters = {}) {
+    this.#filters = filters;
+    this.#open();
+  }
+
+  /**
+   * Follow other filters (camera, alert levels): a new stream, resumed from the last
+   * id, so nothing that matches the new filters falls between the two.
+   */
+  setFilters(filters) {
+    this.#filters = filters;
+    if (this.#source === null) return;
+    clearTimeout(this.#reopenTimer);
+    this.#source.close();
     this.#open();
   }
 
   #open() {
-    const source = new EventSource(eventsUrl(this.#lastEventId));
+    const source = new EventSource(eventsUrl(this.#lastEventId, this.#filters));
     this.#source = source;
     this.#status(this.#connectedBefore ? "reconnecting" : "connecting");
     this.#armWatchdog();
