@@ -12,6 +12,7 @@ from services.gateway.hub import Hub
 from shared.bus import Bus
 from shared.contracts import (
     ExecutionBatch,
+    ExecutionSummary,
     Stage2Complete,
     Stage2Failed,
     encode,
@@ -269,10 +270,10 @@ async def test_filtered_streams_get_only_their_executions_and_resume_per_filter(
     gateway: Gateway, sse: SseConnector, bus: Bus
 ) -> None:
     def on(execution_id: int, camera: str, level: str) -> ExecutionSummary:
-        return summary(execution_id).model_copy(update={"camera_id": camera, "alert_level": level})
+        return execution_summary(execution_id, camera_id=camera, alert_level=level)
 
     params = {"camera": "cam-a", "alert_level": ["high", "critical"]}
-    filtered = await sse.connect(params=params)  # type: ignore[arg-type]
+    filtered = await sse.connect(params=params)
     everything = await sse.connect()
     batches = [
         [on(1, "cam-a", "high"), on(2, "cam-b", "high"), on(3, "cam-a", "low")],
@@ -287,7 +288,7 @@ async def test_filtered_streams_get_only_their_executions_and_resume_per_filter(
     assert [ev.id for ev in got] == [all_events[0].id, all_events[2].id]  # stream positions
 
     # Resuming the filtered stream from its first event replays only its matches.
-    back = await sse.connect(params=params, last_event_id=got[0].id)  # type: ignore[arg-type]
+    back = await sse.connect(params=params, last_event_id=got[0].id)
     replayed = await back.next()
     assert (replayed.id, replayed.data) == (got[1].id, got[1].data)
     async with httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as http:
