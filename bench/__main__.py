@@ -19,7 +19,7 @@ from typing import Any
 
 import uvloop
 
-from bench import failover, fanout, latency, poller_cycle, stage2_throughput, versus_old
+from bench import failover, fanout, latency, poller_cycle, stage2_throughput, stats_api, versus_old
 from bench.machine import describe
 from bench.report import print_table
 from bench.targets import evaluate
@@ -36,6 +36,7 @@ FULL: dict[str, Runner] = {
     "versus_old": lambda: versus_old.run(),
     "fanout": lambda: fanout.run(),
     "failover": lambda: failover.run(),
+    "stats": lambda: stats_api.run(),
 }
 QUICK: dict[str, Runner] = {
     "poller": lambda: poller_cycle.run(sizes=(2_000,), cycles=3, batch=5),
@@ -48,6 +49,7 @@ QUICK: dict[str, Runner] = {
     ),
     "fanout": lambda: fanout.run(counts=[20], singles=2, burst=3, profile_at=None),
     "failover": lambda: failover.run(clients=20),
+    "stats": lambda: stats_api.run(size=5_000, pending=50, repeats=2),
 }
 
 

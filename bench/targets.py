@@ -73,6 +73,12 @@ def _failover(r: dict[str, Any]) -> tuple[bool, str]:
     )
 
 
+def _stats(r: dict[str, Any]) -> tuple[bool, str]:
+    worst = max(r["cases"], key=lambda case: case["api"]["p95_ms"])
+    ok = worst["api"]["p95_ms"] <= 100 and r["executions"] >= 1_000_000
+    return ok, f"worst p95 {worst['api']['p95_ms']} ms ({worst['case']}) at {r['executions']:,}"
+
+
 TARGETS = (
     Target("latency", "commit → SSE at 500/s: p50 ≤ 20 ms, p99 ≤ 100 ms", _latency_500),
     Target("versus_old", "0 missed, ≥ 50x lower median than the old design", _versus),
@@ -83,6 +89,7 @@ TARGETS = (
     Target("stage2", "≥ 200 executions/s per process (100 KB JPEGs)", _stage2),
     Target("poller", "≤ 10 ms per cycle at 1M executions", _poller),
     Target("failover", "SIGKILL a gateway: 0 resets, 0 missing, 0 duplicates", _failover),
+    Target("stats", "statistics API ≤ 100 ms (p95, every case) at 1M executions", _stats),
 )
 
 
