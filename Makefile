@@ -30,10 +30,13 @@ js-test:
 	@command -v node >/dev/null 2>&1 || { echo "node (20+) is needed for the dashboard unit tests"; exit 1; }
 	node --test tests/js/
 
-# The README's screenshot (docs/screenshot.png): only this target writes into the repository.
+# The screenshots in docs/ (the README's docs/screenshot.png; docs/statistics.png and
+# docs/statistics-es.png): only this target writes into the repository.
 screenshots: install browser-deps
 	SMOKESIGNAL_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(PY) -m pytest -q \
 		tests/browser/test_dashboard.py -k saves_a_screenshot
+	SCREENSHOT_DIR=$(CURDIR)/docs $(PY) -m pytest -q -m browser \
+		tests/browser/test_analysis.py -k drill_down
 
 lint: install
 	$(PY) -m ruff check .
