@@ -13,7 +13,7 @@ import asyncio
 import logging
 import zoneinfo
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
@@ -31,10 +31,12 @@ _COLUMNS = """bucket, camera_id, location, processing_stage, alert_level, has_sm
 _LIVE_COLUMNS = """date_trunc('hour', e.started_at, 'UTC') AS bucket, e.camera_id,
     e.location, e.processing_stage, e.alert_level, e.has_smoke, e.false_positive,
     1::bigint AS executions, coalesce(e.detection_count, 0)::bigint AS detections,
-    coalesce(e.confidence::numeric, 0) AS confidence_sum,
+    coalesce(round(e.confidence * 1000000)::bigint, 0) AS confidence_sum,
     (e.confidence IS NOT NULL)::int::bigint AS confidence_n"""
 
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+UTC_NAMES = {"UTC", "ETC/UTC", "GMT", "ETC/GMT", "UCT", "ZULU"}
 
 
 def _floor_hour(moment: datetime) -> datetime:
@@ -46,29 +48,68 @@ def _ceil_hour(moment: datetime) -> datetime:
     return floor if floor == moment else floor + HOUR
 
 
-def facts_sql(filters: ExecutionFilter, args: list[Any]) -> str:
-    """A relation `e` of roll-up-shaped rows covering exactly the filtered executions."""
+def _floor_day(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _ceil_day(moment: datetime) -> datetime:
+    floor = _floor_day(moment)
+    return floor if floor == moment else floor + DAY
+
+
+Span = tuple[datetime | None, datetime | None]  # [start, end); None = open
+
+
+def _table_sql(table: str, span: Span, args: list[Any]) -> str:
+    bounds: list[str] = []
+    if span[0] is not None:
+        args.append(span[0])
+        bounds.append(f"bucket >= ${len(args)}")
+    if span[1] is not None:
+        args.append(span[1])
+        bounds.append(f"bucket < ${len(args)}")
+    where = f" WHERE {' AND '.join(bounds)}" if bounds else ""
+    return f"SELECT {_COLUMNS} FROM {table}{where}"
+
+
+def _is_empty(span: Span) -> bool:
+    return span[0] is not None and span[1] is not None and span[0] >= span[1]
+
+
+def facts_sql(filters: ExecutionFilter, args: list[Any], *, daily: bool = True) -> str:
+    """A relation `e` of roll-up-shaped rows covering exactly the filtered executions.
+
+    Tiers, outermost first: partial hours at the range's ends from `executions`; whole
+    hours from the hourly table (and every pending delta); whole UTC days from the daily
+    table when `daily` (callers that group by hour, or by days of another time zone,
+    pass False).
+    """
     dims = filters.where(args, times=False)
-    parts: list[str] = []
     since, until = filters.since, filters.until
-    # Whole hours inside the range come from the roll-ups.
     low = _ceil_hour(since) if since is not None else None
     high = _floor_hour(until) if until is not None else None
-    if low is None or high is None or low < high:
-        bounds: list[str] = []
-        if low is not None:
-            args.append(low)
-            bounds.append(f"bucket >= ${len(args)}")
-        if high is not None:
-            args.append(high)
-            bounds.append(f"bucket < ${len(args)}")
-        where = f"WHERE {' AND '.join(bounds)}" if bounds else ""
-        parts.append(f"SELECT {_COLUMNS} FROM execution_stats_hourly {where}")
-        parts.append(f"SELECT {_COLUMNS} FROM execution_stats_delta {where}")
-        edges = [(since, low), (high, until)]
-    else:  # the range lies within one or two partial hours: read it all live
-        edges = [(since, until)]
-    for start, end in edges:
+    parts: list[str] = []
+    if _is_empty((low, high)):  # within one or two partial hours: read it all live
+        live: list[Span] = [(since, until)]
+    else:
+        live = [(since, low), (high, until)]
+        hours: list[Span] = [(low, high)]
+        if daily:
+            day_low = _ceil_day(low) if low is not None else None
+            day_high = _floor_day(high) if high is not None else None
+            if not _is_empty((day_low, day_high)):
+                parts.append(_table_sql("execution_stats_daily", (day_low, day_high), args))
+                # An open side of the range is all days: no hours on that side.
+                hours = []
+                if low is not None:
+                    hours.append((low, day_low))
+                if high is not None:
+                    hours.append((day_high, high))
+        for span in hours:
+            if not _is_empty(span):
+                parts.append(_table_sql("execution_stats_hourly", span, args))
+        parts.append(_table_sql("execution_stats_delta", (low, high), args))
+    for start, end in live:
         if start is None or end is None or start >= end:
             continue
         args.extend((start, end))
@@ -124,7 +165,8 @@ def _totals(row: asyncpg.Record) -> Totals:
         smoke=row["smoke"] or 0,
         false_positives=row["false_positives"] or 0,
         detections=row["detections"] or 0,
-        average_confidence=float(row["confidence_sum"] / n) if n else None,
+        # confidence sums are in millionths (migration 0033)
+        average_confidence=float(row["confidence_sum"]) / 1e6 / n if n else None,
         by_level={level: row[f"level_{level}"] or 0 for level in ALERT_LEVELS},
         pending=row["pending"] or 0,
         failed=row["failed"] or 0,
@@ -159,7 +201,8 @@ async def timeseries(
 ) -> list[Bucket]:
     """Per hour/day/week (days and weeks in time zone `tz`); empty buckets left out."""
     args: list[Any] = []
-    facts = facts_sql(filters, args)
+    daily = interval != "hour" and tz.upper() in UTC_NAMES
+    facts = facts_sql(filters, args, daily=daily)
     args.append(tz)
     rows = await pool.fetch(
         f"""SELECT date_trunc('{interval}', e.bucket, ${len(args)}) AS start,

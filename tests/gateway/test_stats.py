@@ -75,7 +75,7 @@ def same(got: dict[str, Any], want: dict[str, Any]) -> None:
     got, want = dict(got), dict(want)
     g, w = got.pop("average_confidence"), want.pop("average_confidence")
     assert got == want
-    assert (g is None and w is None) or (g is not None and w is not None and abs(g - w) < 1e-9)
+    assert (g is None and w is None) or (g is not None and w is not None and abs(g - w) < 1e-6)
 
 
 # Ranges that cut hours in two, lie inside one hour, are open-ended, or cover everything.
@@ -85,6 +85,11 @@ FILTERS = [
     ExecutionFilter(since=T0 + timedelta(minutes=20), until=T0 + timedelta(minutes=50)),
     ExecutionFilter(since=T0 + timedelta(minutes=50), until=T0 + timedelta(minutes=70)),
     ExecutionFilter(since=T0 + timedelta(hours=3)),
+    ExecutionFilter(
+        since=T0 + timedelta(hours=30, minutes=7), until=T0 + timedelta(days=3, hours=2)
+    ),
+    ExecutionFilter(since=T0 + timedelta(days=1), until=T0 + timedelta(days=2)),
+    ExecutionFilter(until=T0 + timedelta(days=2, minutes=30)),
     ExecutionFilter(until=T0 + timedelta(hours=5, seconds=1)),
     ExecutionFilter(alert_levels=("high", "critical")),
     ExecutionFilter(camera="cam-c", has_smoke=True),
@@ -104,6 +109,9 @@ async def check_everything(pool: asyncpg.Pool) -> None:
         series = await stats.timeseries(pool, f, "hour", "UTC")
         hours = Counter(r["started_at"].replace(minute=0, second=0) for r in selected)
         assert {b.start: b.totals.executions for b in series} == dict(hours), f
+        daily = await stats.timeseries(pool, f, "day", "UTC")  # the daily tier
+        days = Counter(r["started_at"].replace(hour=0, minute=0, second=0) for r in selected)
+        assert {b.start: b.totals.executions for b in daily} == dict(days), f
         ranked = await stats.ranking(pool, f, "camera", "smoke", 10)
         smoke = Counter(r["camera_id"] for r in selected if r["has_smoke"])
         assert {r.key: r.totals.smoke for r in ranked} == dict(smoke), f
@@ -119,7 +127,8 @@ async def test_statistics_stay_exact_under_shuffled_completions_and_compactions(
     ids = list(range(1, 121))
     for execution_id in ids:
         camera = rng.choice(list(CAMERAS))
-        started = T0 + timedelta(minutes=rng.randrange(0, 10 * 60), seconds=rng.randrange(60))
+        # Over four days: ranges use the daily, hourly and live tiers.
+        started = T0 + timedelta(minutes=rng.randrange(0, 4 * 24 * 60), seconds=rng.randrange(60))
         await insert_execution(
             db_pool, execution_id, camera_id=camera, location=CAMERAS[camera], started_at=started
         )
