@@ -76,15 +76,23 @@ def _is_empty(span: Span) -> bool:
     return span[0] is not None and span[1] is not None and span[0] >= span[1]
 
 
-def facts_sql(filters: ExecutionFilter, args: list[Any], *, daily: bool = True) -> str:
+def facts_sql(
+    filters: ExecutionFilter, args: list[Any], *, daily: bool = True, per_camera: bool = False
+) -> str:
     """A relation `e` of roll-up-shaped rows covering exactly the filtered executions.
 
     Tiers, outermost first: partial hours at the range's ends from `executions`; whole
     hours from the hourly table (and every pending delta); whole UTC days from the daily
     table when `daily` (callers that group by hour, or by days of another time zone,
-    pass False).
+    pass False). Whole hours come from the tier without cameras unless the filters name
+    a camera or location or the caller groups by them (`per_camera`).
     """
     dims = filters.where(args, times=False)
+    hourly_table = (
+        "execution_stats_hourly"
+        if per_camera or filters.camera is not None or filters.location is not None
+        else "execution_stats_hourly_global"
+    )
     since, until = filters.since, filters.until
     low = _ceil_hour(since) if since is not None else None
     high = _floor_hour(until) if until is not None else None
@@ -107,7 +115,7 @@ def facts_sql(filters: ExecutionFilter, args: list[Any], *, daily: bool = True) 
                     hours.append((day_high, high))
         for span in hours:
             if not _is_empty(span):
-                parts.append(_table_sql("execution_stats_hourly", span, args))
+                parts.append(_table_sql(hourly_table, span, args))
         parts.append(_table_sql("execution_stats_delta", (low, high), args))
     for start, end in live:
         if start is None or end is None or start >= end:
@@ -233,7 +241,7 @@ async def ranking(
 ) -> list[Ranked]:
     """Cameras or locations with the most smoke detections (or false positives)."""
     args: list[Any] = []
-    facts = facts_sql(filters, args)
+    facts = facts_sql(filters, args, per_camera=True)
     column, measure = RANK_COLUMNS[by], RANK_MEASURES[order]
     args.append(limit)
     rows = await pool.fetch(
@@ -276,7 +284,7 @@ async def compact_periodically(pool: asyncpg.Pool, interval_s: float = COMPACT_I
 
 async def locations(pool: asyncpg.Pool) -> list[str]:
     rows = await pool.fetch(
-        """SELECT location FROM execution_stats_hourly WHERE location IS NOT NULL
+        """SELECT location FROM execution_stats_daily WHERE location IS NOT NULL
            UNION SELECT location FROM execution_stats_delta WHERE location IS NOT NULL
            ORDER BY 1"""
     )

@@ -174,11 +174,10 @@ async def test_statistics_stay_exact_under_shuffled_completions_and_compactions(
     await check_everything(db_pool)
     await stats.compact(db_pool)
     await check_everything(db_pool)
-    # Emptied groups leave the hourly table.
-    assert (
-        await db_pool.fetchval("SELECT count(*) FROM execution_stats_hourly WHERE executions = 0")
-        == 0
-    )
+    # Emptied groups leave every tier.
+    for table in ("hourly", "daily", "hourly_global"):
+        sql = f"SELECT count(*) FROM execution_stats_{table} WHERE executions = 0"
+        assert await db_pool.fetchval(sql) == 0
 
 
 async def test_a_change_in_flight_during_compaction_is_counted_once(db_pool: asyncpg.Pool) -> None:
