@@ -22,8 +22,8 @@ import asyncpg
 import httpx
 
 from bench.infra import bench_database, delete_exchange, exchange_name, rss_kib, service_env
-from bench.services import Gateway
 from bench.stats import summary_ms
+from testkit.gateway import GatewayProcess as Gateway
 
 FILL_SQL = """
     INSERT INTO executions (id, workflow_id, camera_id, location, camera_type, status,

@@ -44,7 +44,7 @@ test("counts are singular or plural", () => {
   assert.equal(attemptsText(3), "3 attempts");
 });
 
-test("percent has one decimal", () => {
-  assert.equal(percent(0.4567), "45.7 %");
+test("percent has one decimal (Intl, English outside a browser)", () => {
+  assert.equal(percent(0.4567), "45.7%");
   assert.equal(percent(null), "—");
 });

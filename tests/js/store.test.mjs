@@ -122,10 +122,29 @@ test("put, delete and clear", () => {
 test("matchesFilters applies the REST API's filters", () => {
   const state = pending(1, { processing_stage: "stage2", has_smoke: true, alert_level: "high" });
   assert.ok(matchesFilters(state, {}));
-  assert.ok(matchesFilters(state, { has_smoke: true, alert_level: "high" }));
+  assert.ok(matchesFilters(state, { has_smoke: true, alert_levels: ["high"] }));
+  assert.ok(matchesFilters(state, { alert_levels: ["critical", "high"] }));
   assert.ok(!matchesFilters(state, { has_smoke: false }));
-  assert.ok(!matchesFilters(state, { alert_level: "low" }));
+  assert.ok(!matchesFilters(state, { alert_levels: ["low"] }));
   assert.ok(matchesFilters(state, { camera: "sai-cam-node-07" }));
   assert.ok(!matchesFilters(state, { camera: "sai-cam-node-01" }));
   assert.ok(!matchesFilters(state, { processing_stage: "failed" }));
+});
+
+test("matchesFilters: location, false positives and time ranges", () => {
+  const state = pending(2, {
+    location: "Cerro Catedral",
+    false_positive: true,
+    started_at: "2026-11-29T10:00:00Z",
+  });
+  assert.ok(matchesFilters(state, { location: "Cerro Catedral", false_positive: true }));
+  assert.ok(!matchesFilters(state, { location: "Villa" }));
+  assert.ok(!matchesFilters(state, { false_positive: false }));
+  const custom = (since, until) => ({ range: "custom", since, until });
+  assert.ok(matchesFilters(state, custom("2026-11-29T10:00:00Z", "2026-11-29T11:00:00Z")));
+  assert.ok(!matchesFilters(state, custom("2026-11-29T10:00:01Z", null))); // since inclusive
+  assert.ok(!matchesFilters(state, custom(null, "2026-11-29T10:00:00Z"))); // until exclusive
+  const now = Date.parse("2026-11-29T10:30:00Z");
+  assert.ok(matchesFilters(state, { range: "1h" }, now));
+  assert.ok(!matchesFilters(state, { range: "1h" }, now + 3600e3));
 });

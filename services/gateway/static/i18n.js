@@ -12,7 +12,13 @@
 // Static HTML: data-i18n="key" sets the text, data-i18n-attr="aria-label:key;title:key"
 // sets attributes.
 
-export const LANGUAGES = ["en", "es"];
+import en from "./locales/en.json" with { type: "json" };
+import es from "./locales/es.json" with { type: "json" };
+
+// Both tables are imported (a few KB each): no fetch, no wait, and the module also
+// loads outside a browser (the node unit tests of format.js and store.js).
+const TABLES = { en, es };
+export const LANGUAGES = Object.keys(TABLES);
 const FALLBACK = "en";
 const STORAGE_KEY = "smokesignal.lang";
 
@@ -25,10 +31,13 @@ function savedLanguage() {
 }
 
 /** The first supported language among the saved choice and the browser's preferences. */
+// Outside a browser (node tests) there is no navigator: English.
+const browserLanguages = globalThis.navigator?.languages ?? [];
+
 function chooseLanguage() {
   const saved = savedLanguage();
   if (LANGUAGES.includes(saved)) return saved;
-  for (const tag of navigator.languages ?? [navigator.language]) {
+  for (const tag of browserLanguages) {
     const base = String(tag).toLowerCase().split("-")[0];
     if (LANGUAGES.includes(base)) return base;
   }
@@ -37,25 +46,16 @@ function chooseLanguage() {
 
 /** A full locale for Intl: the browser's own regional tag when it is in our language. */
 function chooseLocale(lang) {
-  const regional = (navigator.languages ?? []).find(
+  const regional = browserLanguages.find(
     (tag) => String(tag).toLowerCase().split("-")[0] === lang,
   );
   return regional ?? lang;
 }
 
-async function loadTable(lang) {
-  const response = await fetch(`/static/locales/${lang}.json`, { cache: "no-cache" });
-  if (!response.ok) throw new Error(`locale ${lang}: HTTP ${response.status}`);
-  return response.json();
-}
-
 const current = chooseLanguage();
 const currentLocale = chooseLocale(current);
-// Top-level await: every module importing this one waits until the tables are here.
-const [table, fallbackTable] = await Promise.all([
-  loadTable(current),
-  current === FALLBACK ? null : loadTable(FALLBACK),
-]);
+const table = TABLES[current];
+const fallbackTable = current === FALLBACK ? null : TABLES[FALLBACK];
 const pluralRules = new Intl.PluralRules(currentLocale);
 const numberFormat = new Intl.NumberFormat(currentLocale);
 const missing = new Set();
