@@ -120,13 +120,16 @@ class ImagePaths:
 
     image: str | None
     thumbnail: str | None
+    webp: str | None = None
 
 
 async def get_image_paths(pool: asyncpg.Pool, execution_id: int) -> ImagePaths | None:
     row = await pool.fetchrow(
-        "SELECT image_path, thumbnail_path FROM executions WHERE id = $1", execution_id
+        "SELECT image_path, thumbnail_path, webp_path FROM executions WHERE id = $1", execution_id
     )
-    return None if row is None else ImagePaths(row["image_path"], row["thumbnail_path"])
+    if row is None:
+        return None
+    return ImagePaths(row["image_path"], row["thumbnail_path"], row["webp_path"])
 
 
 async def list_cameras(pool: asyncpg.Pool) -> list[str]:

@@ -206,11 +206,13 @@ async def test_images_and_thumbnails(
     (image_dir / "2025/08/01").mkdir(parents=True)
     (image_dir / "2025/08/01/7.jpg").write_bytes(JPEG)
     (image_dir / "2025/08/01/7_thumb.png").write_bytes(PNG)
+    (image_dir / "2025/08/01/7.webp").write_bytes(b"RIFF\x00\x00\x00\x00WEBPVP8 ")
     (image_dir.parent / "secret.txt").write_text("not for you")
     await insert_execution(
         db_pool,
         7,
         **completed(image_path="2025/08/01/7.jpg", thumbnail_path="2025/08/01/7_thumb.png"),
+        webp_path="2025/08/01/7.webp",
     )
     await insert_execution(db_pool, 8, **completed())  # no image
     await insert_execution(
@@ -225,11 +227,17 @@ async def test_images_and_thumbnails(
     thumbnail = await http.get("/api/executions/7/thumbnail")
     assert thumbnail.headers["content-type"] == "image/png"
     assert thumbnail.content == PNG
+    webp = await http.get("/api/executions/7/webp")
+    assert webp.headers["content-type"] == "image/webp"
+    for response in (image, thumbnail, webp):
+        # Long-lived: an execution's files never change once written.
+        assert response.headers["cache-control"] == "private, max-age=31536000, immutable"
     assert (await http.get("/api/executions/7")).json()["has_image"] is True
 
     for path, detail in [
         ("/api/executions/8/image", "execution 8 has no image"),
         ("/api/executions/8/thumbnail", "execution 8 has no thumbnail"),
+        ("/api/executions/8/webp", "execution 8 has no webp"),
         ("/api/executions/9/image", "execution 9 has no image"),  # escapes the image dir
         ("/api/executions/9/thumbnail", "execution 9 has no thumbnail"),  # absolute path
         ("/api/executions/10/image", "execution 10 has no image"),  # file missing

@@ -70,18 +70,28 @@ async def get_execution(execution_id: ExecutionIdParam, pool: Pool) -> Execution
     return execution
 
 
+# An execution's image files never change once written (a Stage 2 retry writes the
+# same bytes), so browsers keep them for a year; "private": they sit behind auth.
+IMAGE_CACHE_CONTROL = "private, max-age=31536000, immutable"
+
+
 async def _image_response(
-    pool: Pool, settings: Settings, execution_id: int, kind: Literal["image", "thumbnail"]
+    pool: Pool,
+    settings: Settings,
+    execution_id: int,
+    kind: Literal["image", "thumbnail", "webp"],
 ) -> FileResponse:
     paths = await queries.get_image_paths(pool, execution_id)
     if paths is None:
         raise _not_found(execution_id)
-    relative = paths.image if kind == "image" else paths.thumbnail
+    relative = {"image": paths.image, "thumbnail": paths.thumbnail, "webp": paths.webp}[kind]
     path = resolve_image(settings.image_dir, relative)
     if path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"execution {execution_id} has no {kind}")
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return FileResponse(path, media_type=media_type)
+    if path.suffix == ".webp":
+        media_type = "image/webp"  # not in every platform's mimetypes table
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": IMAGE_CACHE_CONTROL})
 
 
 def resolve_image(image_dir: Path, relative: str | None) -> Path | None:
@@ -106,6 +116,12 @@ async def get_thumbnail(
     execution_id: ExecutionIdParam, pool: Pool, settings: Settings
 ) -> FileResponse:
     return await _image_response(pool, settings, execution_id, "thumbnail")
+
+
+@router.get("/executions/{execution_id}/webp", response_class=FileResponse)
+async def get_webp(execution_id: ExecutionIdParam, pool: Pool, settings: Settings) -> FileResponse:
+    """The WebP rendition (n8n-sourced executions; `has_webp` in the detail says so)."""
+    return await _image_response(pool, settings, execution_id, "webp")
 
 
 @router.get("/cameras")
