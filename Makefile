@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install test js-test lint run bench browser-deps screenshots clean
+.PHONY: install test test-n8n js-test lint run run-n8n bench browser-deps n8n-deps screenshots clean
 
 install: $(STAMP)
 
@@ -22,7 +22,18 @@ browser-deps:
 		echo "installing Debian chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-test: install browser-deps js-test
+# The pinned n8n (1.123.81, node 20) in ~/.cache/smokesignal, only when missing (~4 min
+# the first time): the n8n tests run a real n8n.
+n8n-deps:
+	@bash scripts/install-n8n.sh >/dev/null
+
+# The issue's done-criterion: 1,000 frames through a real n8n (some runs failing, some
+# finishing out of order), 0 missing on every SSE client. Not part of `make test`
+# (see README, "n8n"): `make test` runs the same test with 40 frames.
+test-n8n: install n8n-deps
+	N8N_E2E_FRAMES=1000 $(PY) -m pytest -q -ra tests/n8n/test_real_n8n.py
+
+test: install browser-deps n8n-deps js-test
 	$(PY) -m pytest -q -ra
 
 # The dashboard's pure-logic modules (no DOM), with node's own test runner.
@@ -45,6 +56,10 @@ lint: install
 
 run: install
 	$(PY) -m services.run
+
+# `make run` fed by a local n8n running the SAI-shaped workflow and a camera simulator.
+run-n8n: install n8n-deps
+	$(PY) -m services.run --n8n
 
 bench: install
 	$(PY) -m bench

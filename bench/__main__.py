@@ -19,7 +19,16 @@ from typing import Any
 
 import uvloop
 
-from bench import failover, fanout, latency, poller_cycle, stage2_throughput, stats_api, versus_old
+from bench import (
+    failover,
+    fanout,
+    latency,
+    n8n_stage2,
+    poller_cycle,
+    stage2_throughput,
+    stats_api,
+    versus_old,
+)
 from bench.machine import describe
 from bench.report import print_table
 from bench.targets import evaluate
@@ -37,6 +46,7 @@ FULL: dict[str, Runner] = {
     "fanout": lambda: fanout.run(),
     "failover": lambda: failover.run(),
     "stats": lambda: stats_api.run(),
+    "n8n_stage2": lambda: n8n_stage2.run(),
 }
 QUICK: dict[str, Runner] = {
     "poller": lambda: poller_cycle.run(sizes=(2_000,), cycles=3, batch=5),
@@ -50,6 +60,7 @@ QUICK: dict[str, Runner] = {
     "fanout": lambda: fanout.run(counts=[20], singles=2, burst=3, profile_at=None),
     "failover": lambda: failover.run(clients=20),
     "stats": lambda: stats_api.run(size=5_000, pending=50, repeats=2),
+    "n8n_stage2": lambda: n8n_stage2.run(count=20, repeats=1),
 }
 
 

@@ -25,6 +25,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -65,15 +66,28 @@ async def wait_drained(pool: asyncpg.Pool, count: int, within_s: float) -> None:
     raise TimeoutError("Stage 2 did not drain the queue")
 
 
-async def one_run(raws: list[str], processes: int, profile: bool) -> dict[str, Any]:
+async def ingest_raws(pool: asyncpg.Pool, raws: list[str]) -> None:
+    for raw in raws:
+        await ingest_execution(pool, raw)
+
+
+async def one_run(
+    raws: list[str],
+    processes: int,
+    profile: bool,
+    *,
+    seed: Callable[[asyncpg.Pool], Awaitable[None]] | None = None,
+    extra_env: dict[str, str] | None = None,
+    expected: int | None = None,
+) -> dict[str, Any]:
+    """`seed` fills the queue (default: Stage 1 of `raws`); `extra_env` configures the workers."""
     exchange = exchange_name("stage2")
     image_dir = tempfile.mkdtemp(prefix="smokesignal-bench-images-")
     async with bench_database("stage2") as database_url:
         pool = await create_pool(database_url, min_size=1, max_size=4)
         try:
-            for raw in raws:
-                await ingest_execution(pool, raw)
-            env = service_env(database_url, exchange, image_dir=image_dir)
+            await (seed(pool) if seed is not None else ingest_raws(pool, raws))
+            env = {**service_env(database_url, exchange, image_dir=image_dir), **(extra_env or {})}
             with ProcessGroup() as group:
                 workers = [
                     group.start(etl_worker(env, name=f"etl-worker-{n}")) for n in range(processes)
@@ -89,7 +103,7 @@ async def one_run(raws: list[str], processes: int, profile: bool) -> dict[str, A
                     if sampler is not None:
                         await stack.enter_async_context(sampler)
                     with CpuMeter(pids) as cpu:
-                        await wait_drained(pool, len(raws), within_s=300)
+                        await wait_drained(pool, expected or len(raws), within_s=300)
                 wall = time.monotonic() - started
             row = await pool.fetchrow(
                 """SELECT count(*) AS n,
@@ -108,7 +122,7 @@ async def one_run(raws: list[str], processes: int, profile: bool) -> dict[str, A
     rate = (row["n"] - 1) / row["span"] if row["span"] else None
     return {
         "processes": processes,
-        "executions": len(raws),
+        "executions": row["n"] + failed,
         "completed": row["n"],
         "failed": failed,
         "outbox_events": events,

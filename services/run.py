@@ -14,9 +14,11 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -67,6 +69,7 @@ async def ensure_database(database_url: str) -> bool:
 
 
 def services(settings: GatewaySettings, *, rate: float) -> list[ServiceSpec]:
+    """etl, poller, gateway, then the demo generator (not when n8n is the source)."""
     # Only one process can own METRICS_PORT; give the next one the port after it.
     base = settings.metrics_port
 
@@ -202,13 +205,37 @@ async def prepare(settings: GatewaySettings) -> None:
     say("database ready, migrations applied")
 
 
-async def run(rate: float) -> int:
+async def run(rate: float, *, with_n8n: bool = False) -> int:
     settings = GatewaySettings()
     await prepare(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if not with_n8n:
+        return await run_services(settings, rate, stop)
+    # A local n8n (SAI-shaped workflow) on this PostgreSQL; the services inherit N8N_*.
+    from services.demo.n8n.session import camera_simulator, local_n8n_session
+
+    say("starting a local n8n (the first time installs it: ~4 min)")
+    with tempfile.TemporaryDirectory(prefix="smokesignal-n8n-") as workdir:
+        async with local_n8n_session(settings.database_url, Path(workdir)) as session:
+            os.environ.update(session.env)
+            say(f"n8n is up; camera simulator posting to {session.webhook_url}")
+            camera = asyncio.create_task(camera_simulator(session.webhook_url, rate, stop))
+            try:
+                return await run_services(settings, rate, stop)
+            finally:
+                stop.set()
+                await camera
+
+
+async def run_services(settings: GatewaySettings, rate: float, stop: asyncio.Event) -> int:
+    # With n8n as the source there is no generator: ids would collide with n8n's.
+    with_generator = not os.environ.get("N8N_DATABASE_URL")
+    if not with_generator:
+        n8n = urlsplit(os.environ["N8N_DATABASE_URL"])
+        say(f"reading executions from n8n's database at {n8n.hostname}:{n8n.port or 5432}")
 
     launcher = Launcher()
     url = dashboard_url(settings)
@@ -226,7 +253,8 @@ async def run(rate: float) -> int:
         if not ready.result():
             say("the gateway did not become ready; stopping")
             return 1
-        await launcher.start(specs[3])
+        if with_generator:
+            await launcher.start(specs[3])
         token = f"?token={settings.gateway_token}" if settings.gateway_token else ""
         say(f"dashboard: {url}{token}   (Ctrl-C stops everything)")
 
@@ -246,7 +274,7 @@ async def run(rate: float) -> int:
 def main(argv: list[str] | None = None) -> None:
     parse_no_arguments("python -m services.run", __doc__, argv)
     rate = float(os.environ.get("DEMO_RATE", "2"))
-    sys.exit(asyncio.run(run(rate)))
+    sys.exit(asyncio.run(run(rate, with_n8n="--n8n" in sys.argv[1:])))
 
 
 if __name__ == "__main__":
