@@ -84,13 +84,15 @@ def test_quick_suite_runs_every_benchmark(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     document = json.loads(out.read_text())
     benchmarks = document["benchmarks"]
-    assert set(benchmarks) == {"poller", "stage2", "latency", "versus_old", "fanout"}
+    assert set(benchmarks) == {"poller", "stage2", "latency", "versus_old", "fanout", "n8n_stage2"}
     fan = benchmarks["fanout"]["result"]
     for server in ("gateway", "nchan"):
         (run,) = fan[server]
         assert run["connected"] == run["connections"]
         assert run["delivered"] == run["connections"] * run["burst_events"]
     assert benchmarks["versus_old"]["result"]["ours"]["missed"] == 0
+    assert benchmarks["n8n_stage2"]["result"]["n8n_failed"] == [0]
+    assert benchmarks["n8n_stage2"]["result"]["n8n_per_process_per_s"] > 0
     latency = benchmarks["latency"]["result"]["rates"][0]
     assert latency["missing"] == 0
     stage2 = benchmarks["stage2"]["result"]["runs"][0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import httpx
@@ -27,9 +28,23 @@ class Frame:
         return CAMERAS[self.number % len(CAMERAS)]
 
 
+# n8n answers 503 when it cannot take the frame right now (its database pool is busy):
+# nothing was started, so the camera sends the frame again, as SAI's cameras do.
+RETRIES = 8
+
+
 async def post_frame(client: httpx.AsyncClient, webhook_url: str, frame: Frame) -> None:
+    for attempt in range(RETRIES):
+        response = await _post(client, webhook_url, frame)
+        if response.status_code != 503 or attempt == RETRIES - 1:
+            break
+        await asyncio.sleep(0.5 * 2**attempt)
+    response.raise_for_status()
+
+
+async def _post(client: httpx.AsyncClient, webhook_url: str, frame: Frame) -> httpx.Response:
     device_id, camera_id, location, camera_type = frame.camera
-    response = await client.post(
+    return await client.post(
         webhook_url,
         data={
             "device_id": device_id,
@@ -44,4 +59,3 @@ async def post_frame(client: httpx.AsyncClient, webhook_url: str, frame: Frame) 
         },
         files={"image": (f"frame-{frame.number}.jpg", frame.jpeg, "image/jpeg")},
     )
-    response.raise_for_status()

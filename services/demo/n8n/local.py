@@ -91,6 +91,9 @@ def _n8n_env(database_url: str, home: Path, binary_dir: Path, port: int) -> dict
             "DB_POSTGRESDB_DATABASE": db.path.lstrip("/"),
             "DB_POSTGRESDB_USER": db.username or "postgres",
             "DB_POSTGRESDB_PASSWORD": db.password or "",
+            # n8n's defaults (2 connections, 20 s) answer webhooks 503 on a busy box.
+            "DB_POSTGRESDB_POOL_SIZE": "8",
+            "DB_POSTGRESDB_CONNECTION_TIMEOUT": "60000",
             "N8N_USER_FOLDER": str(home),
             "N8N_DEFAULT_BINARY_DATA_MODE": "filesystem",
             "N8N_BINARY_DATA_STORAGE_PATH": str(binary_dir),
