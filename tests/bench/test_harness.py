@@ -84,7 +84,15 @@ def test_quick_suite_runs_every_benchmark(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     document = json.loads(out.read_text())
     benchmarks = document["benchmarks"]
-    assert set(benchmarks) == {"poller", "stage2", "latency", "versus_old", "fanout", "n8n_stage2"}
+    assert set(benchmarks) == {
+        "poller",
+        "stage2",
+        "latency",
+        "versus_old",
+        "fanout",
+        "failover",
+        "n8n_stage2",
+    }
     fan = benchmarks["fanout"]["result"]
     for server in ("gateway", "nchan"):
         (run,) = fan[server]
