@@ -16,9 +16,9 @@ import pytest
 from services.etl.stage1 import n8n_trigger
 from services.etl.stage1.n8n_source import N8nSource, N8nSourceConfig
 from services.etl.stage2.n8n_run import NodeNames
-from tests.etl.conftest import wait_until
+from testkit.tcp_proxy import TcpProxy
+from testkit.waiting import wait_until
 from tests.n8n import runs, tables
-from tests.support.tcp_proxy import TcpProxy
 
 RUN_DATA = runs.text_of(runs.inline_frame(runs.fixture_root(), runs.jpeg(64, 48)))
 CHANNEL = "smokesignal_n8n_test"

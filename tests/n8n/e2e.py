@@ -29,10 +29,10 @@ from services.demo.n8n.standins import (
     expected_detections,
     running_standins,
 )
-from tests.reliability.pipeline import pipeline_env, start_pipeline
-from tests.reliability.sse_recorder import SseRecorder
-from tests.support.net import free_port
-from tests.support.processes import ServiceProcess
+from testkit.net import free_port
+from testkit.pipeline import pipeline_env, start_pipeline
+from testkit.processes import ServiceProcess
+from testkit.sse import SseRecorder
 
 SETTLE_WAIT_S = 600.0  # deadlock guard only, never a performance expectation
 FINAL_EVENTS = ("etl:stage2:complete", "etl:stage2:failed")

@@ -15,9 +15,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from testkit.infra import Infra
+from testkit.processes import ServiceProcess
 from tests.n8n.e2e import make_frames, run_end_to_end
-from tests.support.infra import Infra
-from tests.support.processes import ServiceProcess
 
 # N8N_E2E_FRAMES=1000 (make test-n8n) turns this into the done-criterion.
 FRAMES = int(os.environ.get("N8N_E2E_FRAMES", "40"))
