@@ -91,6 +91,7 @@ def test_quick_suite_runs_every_benchmark(tmp_path: Path) -> None:
         "versus_old",
         "fanout",
         "failover",
+        "stats",
         "n8n_stage2",
     }
     fan = benchmarks["fanout"]["result"]
