@@ -42,12 +42,15 @@ js-test:
 	node --test tests/js/
 
 # The screenshots in docs/ (the README's docs/screenshot.png; docs/statistics.png and
-# docs/statistics-es.png): only this target writes into the repository.
+# docs/statistics-es.png; docs/triage-*.png of docs/DASHBOARD.md): only this target
+# writes into the repository.
 screenshots: install browser-deps
 	SMOKESIGNAL_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(PY) -m pytest -q \
 		tests/browser/test_dashboard.py -k saves_a_screenshot
 	SCREENSHOT_DIR=$(CURDIR)/docs $(PY) -m pytest -q -m browser \
 		tests/browser/test_analysis.py -k drill_down
+	SCREENSHOT_DIR=$(CURDIR)/docs $(PY) -m pytest -q -m browser \
+		tests/browser/test_triage.py -k screenshots
 
 lint: install
 	$(PY) -m ruff check .

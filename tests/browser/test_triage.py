@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 from PIL import Image
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
+from services.demo.scenes import Scenario, render_picture
 from services.etl.outbox.relay import OutboxRelay, RelayConfig
 from shared.bus import Bus
 from shared.contracts import ExecutionBatch
@@ -32,6 +34,7 @@ from testkit.gateway import GatewayProcess as Gateway
 pytestmark = pytest.mark.browser
 
 # Recent: the banner loads the open alerts of the last 24 hours.
+SCREENSHOT_DIR_ENV = "SCREENSHOT_DIR"  # set by `make screenshots` only
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 IMAGE_SIZE = (640, 360)
 GREY = (90, 90, 90)
@@ -453,3 +456,79 @@ async def test_a_notification_is_shown_when_the_page_is_hidden(
         await publish_batch(db_pool, bus, 41)
         html = page.locator("html")
         await expect(html).to_have_attribute("data-notification-shown", "41")
+
+
+async def add_scene_frame(
+    pool: asyncpg.Pool,
+    image_dir: Path,
+    execution_id: int,
+    *,
+    camera: str,
+    minute: float,
+    alert_level: str,
+    scenario: Scenario = "fire-and-smoke",
+) -> None:
+    """A camera-like frame whose detections are the plume and fire it shows."""
+    picture = render_picture(execution_id % 3, scenario, camera)
+    await add_frame(
+        pool,
+        image_dir,
+        execution_id,
+        camera=camera,
+        minute=minute,
+        alert_level=alert_level,
+        detections=[
+            {
+                "class": box.cls,
+                "confidence": 0.62 + 0.07 * index,
+                "bbox": {"x": box.x, "y": box.y, "width": box.width, "height": box.height},
+            }
+            for index, box in enumerate(picture.boxes)
+        ],
+    )
+    (image_dir / f"{execution_id}.jpg").write_bytes(picture.jpeg)
+    with Image.open(io.BytesIO(picture.jpeg)) as image:
+        image.resize((320, 240)).save(image_dir / f"{execution_id}_thumb.jpg")
+    await pool.execute(
+        """UPDATE executions SET image_width = $2, image_height = $3,
+               image_path = $1 || '.jpg', thumbnail_path = $1 || '_thumb.jpg'
+           WHERE id = $1""",
+        execution_id,
+        picture.width,
+        picture.height,
+    )
+
+
+async def test_detail_view_and_alert_banner_screenshots(
+    page: Page, gateway: Gateway, db_pool: asyncpg.Pool, image_dir: Path, tmp_path: Path
+) -> None:
+    """`make screenshots` writes these into docs/ (SCREENSHOT_DIR); tests use tmp_path."""
+    out = Path(os.environ.get(SCREENSHOT_DIR_ENV) or tmp_path)
+    await add_scene_frame(
+        db_pool, image_dir, 51, camera="sai-cam-node-03", minute=1, alert_level="high"
+    )
+    await add_scene_frame(
+        db_pool, image_dir, 52, camera="sai-cam-node-07", minute=2, alert_level="critical"
+    )
+    await add_scene_frame(
+        db_pool,
+        image_dir,
+        53,
+        camera="sai-cam-node-03",
+        minute=3,
+        alert_level="none",
+        scenario="clear",
+    )
+    await open_dashboard(page, gateway.base_url)
+    await expect(page.locator("#alert-banner .alert-entry")).to_have_count(2)
+    for thumb in await page.locator("#alert-banner .alert-thumb").all():
+        await expect(thumb).to_have_js_property("naturalWidth", 320)
+    await page.screenshot(
+        path=str(out / "triage-banner.png"),
+        clip={"x": 0, "y": 0, "width": 1280, "height": 470},
+        animations="disabled",
+    )
+    detail = await open_execution(page, gateway, 52)
+    await image_ready(detail, 2)
+    await page.screenshot(path=str(out / "triage-detail.png"), animations="disabled")
+    assert (out / "triage-detail.png").stat().st_size > 0
