@@ -1,0 +1,21 @@
+# RabbitMQ 3.10 from Debian bookworm's packages, management and stream plugins on.
+# Speaks the official image's contract (RABBITMQ_DEFAULT_USER / RABBITMQ_DEFAULT_PASS,
+# data in /var/lib/rabbitmq, ports 5672 / 15672 / 5552).
+ARG DEBIAN_IMAGE=debian:bookworm-slim
+FROM ${DEBIAN_IMAGE}
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        rabbitmq-server \
+    && rm -rf /var/lib/apt/lists/* \
+    && rabbitmq-plugins enable --offline rabbitmq_management rabbitmq_stream \
+    && chown -R rabbitmq:rabbitmq /etc/rabbitmq /var/lib/rabbitmq /var/log/rabbitmq
+COPY --chmod=0755 rabbitmq-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+ENV HOME=/var/lib/rabbitmq \
+    RABBITMQ_LOGS=- \
+    LANG=C.UTF-8
+USER rabbitmq
+EXPOSE 5672 15672 5552
+HEALTHCHECK --interval=10s --timeout=10s --start-period=30s --retries=6 \
+    CMD ["rabbitmq-diagnostics", "-q", "check_port_connectivity"]
+ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]
+CMD ["rabbitmq-server"]
