@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,16 +81,33 @@ def load_documents(path: Path) -> list[dict[str, Any]]:
 
 # --- docker compose ----------------------------------------------------------------------
 
-_INTERPOLATION = re.compile(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?-)(?P<default>[^}]*))?\}")
+_INTERPOLATION = re.compile(
+    r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
+)
+# What an operator must set before `compose up` (the `${NAME?message}` variables), with
+# the example values the static checks use.
+COMPOSE_EXAMPLE_ENV = {"GATEWAY_TOKEN": "example-token"}
 
 
-def interpolate(value: str) -> str:
-    """Compose variable interpolation as with an empty shell environment."""
+class MissingVariable(ValueError):
+    pass
+
+
+def interpolate(value: str, environ: Mapping[str, str] | None = None) -> str:
+    """Compose variable interpolation against `environ` (default: empty)."""
+    env = environ or {}
 
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
-        return match.group("default") or ""
+        name, op, arg = match.group("name"), match.group("op") or "", match.group("arg") or ""
+        current = env.get(name)
+        unset = current is None or (op.startswith(":") and current == "")
+        if op.endswith("?") and unset:
+            raise MissingVariable(f"{name}: {arg}")
+        if op.endswith("-") and unset:
+            return arg
+        return current or ""
 
     return _INTERPOLATION.sub(replace, value)
 
@@ -111,11 +129,14 @@ def compose_app_services() -> dict[str, tuple[str, dict[str, Any]]]:
     return found
 
 
-def compose_environment(service: dict[str, Any]) -> dict[str, str]:
+def compose_environment(
+    service: dict[str, Any], environ: Mapping[str, str] = COMPOSE_EXAMPLE_ENV
+) -> dict[str, str]:
     environment = service.get("environment", {})
     assert isinstance(environment, dict), "use the mapping form of `environment`"
     return {
-        key: interpolate("" if value is None else str(value)) for key, value in environment.items()
+        key: interpolate("" if value is None else str(value), environ)
+        for key, value in environment.items()
     }
 
 

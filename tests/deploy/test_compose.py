@@ -14,9 +14,11 @@ import pytest
 from testkit.deploy_files import (
     COMPOSE_FILE,
     IMAGE_VOLUME_ROLES,
+    MissingVariable,
     compose,
     compose_app_services,
     compose_environment,
+    interpolate,
 )
 
 LONG_RUNNING = ("etl", "poller", "gateway", "generator")
@@ -61,12 +63,11 @@ def test_compose_file_matches_the_compose_specification() -> None:
 
 
 def test_stack_has_every_part(services: dict[str, Any]) -> None:
-    assert "management" in services["rabbitmq"]["image"]
-    assert services["postgres"]["image"].startswith("postgres:")
+    assert "management" in interpolate(services["rabbitmq"]["image"])
+    assert interpolate(services["postgres"]["image"]).startswith("postgres:")
     assert any(v.endswith(":/var/lib/postgresql/data") for v in services["postgres"]["volumes"])
     assert by_role("etl")[1]["deploy"]["replicas"] == 2
     assert by_role("migrate")[1]["restart"] == "no"
-    assert by_role("gateway")[1]["ports"] == ["8000:8000"]
     generator = by_role("generator")[1]
     assert generator["command"][1:] == ["--rate", "2", "--count", "0"]
 
@@ -143,7 +144,49 @@ def test_backend_urls_match_the_bundled_servers(services: dict[str, Any]) -> Non
 def test_gateway_listens_where_it_is_published(services: dict[str, Any]) -> None:
     env = compose_environment(by_role("gateway")[1])
     assert env["GATEWAY_HOST"] == "0.0.0.0"
-    assert by_role("gateway")[1]["ports"] == [f"{env['GATEWAY_PORT']}:{env['GATEWAY_PORT']}"]
+    (published,) = by_role("gateway")[1]["ports"]
+    assert interpolate(published) == f"127.0.0.1:8000:{env['GATEWAY_PORT']}"
+
+
+def test_published_ports_bind_loopback_unless_told_otherwise(services: dict[str, Any]) -> None:
+    """Every published port listens on SMOKESIGNAL_BIND, 127.0.0.1 by default."""
+    published = [(n, p) for n, s in services.items() for p in s.get("ports", [])]
+    assert {n for n, _ in published} == {"gateway", "rabbitmq"}
+    for name, port in published:
+        assert isinstance(port, str) and port.startswith("${SMOKESIGNAL_BIND:-127.0.0.1}:"), name
+        host, _, _ = interpolate(port).split(":")
+        assert host == "127.0.0.1", f"{name} publishes {port} beyond loopback"
+        chosen = interpolate(port, {"SMOKESIGNAL_BIND": "0.0.0.0", "GATEWAY_HOST_PORT": "18000"})
+        assert chosen.startswith("0.0.0.0:"), name
+    assert interpolate(services["rabbitmq"]["ports"][0]).endswith(":15672:15672")
+
+
+def test_gateway_token_must_be_set_explicitly(services: dict[str, Any]) -> None:
+    """Unset, compose refuses to start (no silent auth-off); explicitly empty turns it off."""
+    gateway = by_role("gateway")[1]
+    with pytest.raises(MissingVariable, match="GATEWAY_TOKEN"):
+        compose_environment(gateway, {})
+    assert compose_environment(gateway, {"GATEWAY_TOKEN": ""})["GATEWAY_TOKEN"] == ""
+    assert compose_environment(gateway, {"GATEWAY_TOKEN": "t0k"})["GATEWAY_TOKEN"] == "t0k"
+
+
+def test_images_are_variables_defaulting_to_public_images(services: dict[str, Any]) -> None:
+    """Local images (deploy/images/build.sh) come in through variables; defaults are public."""
+    defaults = {
+        "postgres": ("POSTGRES_IMAGE", "postgres:"),
+        "rabbitmq": ("RABBITMQ_IMAGE", "rabbitmq:"),
+    }
+    for name, (variable, public) in defaults.items():
+        image = services[name]["image"]
+        assert interpolate(image).startswith(public), name
+        assert interpolate(image, {variable: "localhost/x:1"}) == "localhost/x:1", name
+    for name, (_, service) in compose_app_services().items():
+        assert interpolate(service["image"]) == "smokesignal:local", name
+        assert interpolate(service["image"], {"SMOKESIGNAL_IMAGE": "localhost/s:1"}) == (
+            "localhost/s:1"
+        )
+        python = interpolate(service["build"]["args"]["PYTHON_IMAGE"])
+        assert python == "python:3.11-slim-bookworm", name
 
 
 def test_stop_grace_covers_the_etl_shutdown(services: dict[str, Any]) -> None:
