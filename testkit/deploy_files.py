@@ -81,9 +81,7 @@ def load_documents(path: Path) -> list[dict[str, Any]]:
 
 # --- docker compose ----------------------------------------------------------------------
 
-_INTERPOLATION = re.compile(
-    r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
-)
+_INTERPOLATION = re.compile(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 # What an operator must set before `compose up` (the `${NAME?message}` variables), with
 # the example values the static checks use.
 COMPOSE_EXAMPLE_ENV = {"GATEWAY_TOKEN": "example-token"}

@@ -18,4 +18,5 @@ EXPOSE 5672 15672 5552
 HEALTHCHECK --interval=10s --timeout=10s --start-period=30s --retries=6 \
     CMD ["rabbitmq-diagnostics", "-q", "check_port_connectivity"]
 ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]
-CMD ["rabbitmq-server"]
+# The server itself, not Debian's su wrapper: PID 1 must get SIGTERM.
+CMD ["/usr/lib/rabbitmq/bin/rabbitmq-server"]
