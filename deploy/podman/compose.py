@@ -128,9 +128,8 @@ def wait_for(containers: Sequence[str], condition: str, deadline: float) -> None
                 if status in ("exited", "stopped"):
                     if code != 0:
                         logs = podman("logs", "--tail", "30", container, check=False)
-                        raise SystemExit(
-                            f"compose.py: {container} exited with {code}\n{logs.stdout}{logs.stderr}"
-                        )
+                        output = logs.stdout + logs.stderr
+                        raise SystemExit(f"compose.py: {container} exited with {code}\n{output}")
                     break
             elif condition == "service_healthy":
                 if status == "running" and is_healthy(container):

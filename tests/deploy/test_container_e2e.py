@@ -1,11 +1,12 @@
-"""End to end in containers: build deploy/Dockerfile, run the broker, the database,
-migrations and the three services as containers configured exactly as
-deploy/docker-compose.yml configures them, and watch an execution that finishes Stage 2
-out of order reach an SSE client.
+"""End to end in containers: the image deploy/Dockerfile builds on the local Python
+base (deploy/images/build.sh), the broker, the database, migrations and the three
+services run as containers configured exactly as deploy/docker-compose.yml configures
+them, driven through testcontainers against podman's Docker-compatible API socket (a
+private one per test run; Ryuk, which cannot be pulled here, disabled and every
+container removed by the fixture). An execution that finishes Stage 2 out of order must
+reach an SSE client.
 
-Needs a Docker engine (testcontainers); without one the test is skipped with the reason
-"no Docker engine" — the only test of the suite allowed to skip for that reason. The
-static checks of the same files (tests/deploy/test_*.py) run everywhere.
+Needs podman (`make container-deps`); without it the test fails with that instruction.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import asyncio
 import contextlib
 import functools
 import json
+import os
 import queue
-import shutil
+import secrets
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -31,70 +32,56 @@ from httpx_sse import connect_sse
 from services.demo.generator import make_raw_execution
 from services.etl.stage1.ingest import ingest_execution
 from testkit.deploy_files import (
-    REPO_ROOT,
     compose,
     compose_app_services,
     compose_environment,
-    copy_sources,
-    parse_stages,
 )
+from tests.deploy.podman import api_socket, build_local_images, podman
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.containers, pytest.mark.timeout(1800)]
 
 SLOW_ID, FAST_ID = 100, 101  # ingested in this order; the slow one finishes last
 SLOW_STAGE2_MS = 10_000
 DEADLINE_S = 300  # deadlock guard for every wait below, not a performance bound
+TOKEN = secrets.token_hex(16)
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def docker_engine_answers() -> bool:
-    try:
-        import docker  # type: ignore[import-untyped]
+@pytest.fixture(scope="module")
+def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """testcontainers (docker-py) pointed at a private podman API socket, Ryuk off."""
+    from testcontainers.core.config import ConnectionMode, testcontainers_config
 
-        client = docker.from_env(timeout=5)
+    config = testcontainers_config
+    saved = (
+        os.environ.get("DOCKER_HOST"),
+        config.ryuk_disabled,
+        config.connection_mode_override,
+        config.tc_host_override,
+    )
+    with api_socket(tmp_path_factory.mktemp("podman")) as url:
+        os.environ["DOCKER_HOST"] = url
+        config.ryuk_disabled = True
+        # Published ports are reached on this host's loopback, never via a bridge gateway.
+        config.connection_mode_override = ConnectionMode.docker_host
+        config.tc_host_override = "127.0.0.1"
         try:
-            return bool(client.ping())
+            yield url
         finally:
-            client.close()
-    except Exception:
-        return False
+            if saved[0] is None:
+                os.environ.pop("DOCKER_HOST", None)
+            else:
+                os.environ["DOCKER_HOST"] = saved[0]
+            config.ryuk_disabled, config.connection_mode_override, config.tc_host_override = (
+                saved[1:]
+            )
 
 
 @pytest.fixture(scope="module")
-def docker_engine() -> None:
-    if not docker_engine_answers():
-        pytest.skip("no Docker engine")
-
-
-# --- the image ------------------------------------------------------------------------------
-
-
-def build_context(target: Path) -> Path:
-    """A build context with only what the Dockerfile copies (docker-py's build sends the
-    whole directory and ignores BuildKit's Dockerfile-specific ignore file)."""
-    dockerfile_path = REPO_ROOT / "deploy" / "Dockerfile"
-    sources = {source for stage in parse_stages() for source in copy_sources(stage)}
-    for source in sorted(sources):
-        origin = REPO_ROOT / source
-        destination = target / source
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        if origin.is_dir():
-            ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-            shutil.copytree(origin, destination, ignore=ignore)
-        else:
-            shutil.copy2(origin, destination)
-    (target / "deploy").mkdir(exist_ok=True)
-    shutil.copy2(dockerfile_path, target / "deploy" / "Dockerfile")
-    return target
-
-
-@pytest.fixture(scope="module")
-def image(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from testcontainers.core.image import DockerImage
-
-    context = build_context(tmp_path_factory.mktemp("image-context"))
-    tag = f"smokesignal-e2e:{uuid.uuid4().hex[:8]}"
-    with DockerImage(path=context, dockerfile_path="deploy/Dockerfile", tag=tag):
-        yield tag
+def images(docker_host: str) -> dict[str, str]:
+    """The local images: Debian-package PostgreSQL/RabbitMQ, the project image on the
+    Debian-package Python base (built with podman, cached by content hash)."""
+    return build_local_images()
 
 
 # --- the stack ------------------------------------------------------------------------------
@@ -121,7 +108,7 @@ class Stack:
         with contextlib.suppress(Exception):
             self.network.remove()
         with contextlib.suppress(Exception):
-            import docker
+            import docker  # type: ignore[import-untyped]
 
             client = docker.from_env()
             client.volumes.get(self.images_volume).remove(force=True)
@@ -134,7 +121,7 @@ def app_container(stack: Stack, image: str, service: str) -> Any:
 
     _, definition = compose_app_services()[service]
     container = DockerContainer(image).with_command(list(definition["command"]))
-    container.with_envs(**compose_environment(definition))
+    container.with_envs(**compose_environment(definition, {"GATEWAY_TOKEN": TOKEN}))
     container.with_network(stack.network)
     for volume in definition.get("volumes", []):
         source, target, *mode = volume.split(":")
@@ -158,8 +145,9 @@ def is_ready(base_url: str) -> bool:
 
 
 def is_healthy(container: Any) -> bool:
-    """What the image's HEALTHCHECK last reported."""
+    """What the image's HEALTHCHECK reports (podman without systemd runs it only on request)."""
     wrapped = container.get_wrapped_container()
+    podman("healthcheck", "run", wrapped.id, check=False)
     wrapped.reload()
     return bool(wrapped.attrs["State"].get("Health", {}).get("Status") == "healthy")
 
@@ -180,7 +168,7 @@ class SseClient(threading.Thread):
         timeout = httpx.Timeout(10.0, read=120.0)
         try:
             with (
-                httpx.Client(base_url=self.base_url, timeout=timeout) as client,
+                httpx.Client(base_url=self.base_url, timeout=timeout, headers=AUTH) as client,
                 connect_sse(client, "GET", "/api/events") as source,
             ):
                 source.response.raise_for_status()
@@ -220,7 +208,9 @@ async def ingest_out_of_order(database_url: str) -> None:
 # --- the test -------------------------------------------------------------------------------
 
 
-def test_out_of_order_execution_reaches_an_sse_client_through_containers(image: str) -> None:
+def test_out_of_order_execution_reaches_an_sse_client_through_containers(
+    images: dict[str, str],
+) -> None:
     try:
         from testcontainers.community.postgres import PostgresContainer
         from testcontainers.community.rabbitmq import RabbitMqContainer
@@ -237,7 +227,7 @@ def test_out_of_order_execution_reaches_an_sse_client_through_containers(image: 
         # Broker and database, reachable under their compose service names.
         postgres = stack.add(
             PostgresContainer(
-                infra["postgres"]["image"],
+                images["POSTGRES_IMAGE"],
                 username=pg_env["POSTGRES_USER"],
                 password=pg_env["POSTGRES_PASSWORD"],
                 dbname=pg_env["POSTGRES_DB"],
@@ -249,7 +239,7 @@ def test_out_of_order_execution_reaches_an_sse_client_through_containers(image: 
         postgres.start()
         rabbitmq = stack.add(
             RabbitMqContainer(
-                infra["rabbitmq"]["image"],
+                images["RABBITMQ_IMAGE"],
                 username=mq_env["RABBITMQ_DEFAULT_USER"],
                 password=mq_env["RABBITMQ_DEFAULT_PASS"],
             )
@@ -259,6 +249,7 @@ def test_out_of_order_execution_reaches_an_sse_client_through_containers(image: 
         rabbitmq.start()
 
         # Migrations, one shot, must succeed before the services start (as in compose).
+        image = images["SMOKESIGNAL_IMAGE"]
         migrate = app_container(stack, image, by_role["migrate"]).start()
         assert migrate.wait() == 0, migrate.get_logs()
 
@@ -292,7 +283,7 @@ def test_out_of_order_execution_reaches_an_sse_client_through_containers(image: 
         assert first_seen == [FAST_ID, SLOW_ID], "the slow, older execution arrives after"
 
         # The image etl wrote is served by the gateway: the volume is shared.
-        with httpx.Client(base_url=base_url, timeout=30) as http:
+        with httpx.Client(base_url=base_url, timeout=30, headers=AUTH) as http:
             for kind in ("image", "thumbnail"):
                 response = http.get(f"/api/executions/{SLOW_ID}/{kind}")
                 assert response.status_code == 200, response.text
