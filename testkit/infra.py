@@ -1,7 +1,9 @@
 """Find real PostgreSQL and RabbitMQ for the tests.
 
 Order: DATABASE_URL / AMQP_URL when set, else the local services on 127.0.0.1
-when they answer, else testcontainers (needs a Docker engine). Nothing is mocked.
+when they answer, else testcontainers (needs a Docker engine, or podman's API socket
+as DOCKER_HOST; POSTGRES_IMAGE / RABBITMQ_IMAGE pick the images, e.g. the local ones
+deploy/images/build.sh makes). Nothing is mocked.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ def discover() -> Infra:
                 except ImportError:
                     from testcontainers.postgres import PostgresContainer
 
-                pg = PostgresContainer("postgres:16-alpine", driver=None).start()
+                image = os.environ.get("POSTGRES_IMAGE", "postgres:16-alpine")
+                pg = PostgresContainer(image, driver=None).start()
                 containers.append(pg)
                 database_url = pg.get_connection_url()
                 sources.append("testcontainers postgres")
@@ -81,7 +84,9 @@ def discover() -> Infra:
                 except ImportError:
                     from testcontainers.rabbitmq import RabbitMqContainer
 
-                mq = RabbitMqContainer("rabbitmq:3.13-alpine").start()
+                mq = RabbitMqContainer(
+                    os.environ.get("RABBITMQ_IMAGE", "rabbitmq:3.13-alpine")
+                ).start()
                 containers.append(mq)
                 host, port = mq.get_container_host_ip(), mq.get_exposed_port(mq.port)
                 amqp_url = f"amqp://guest:guest@{host}:{port}/"
