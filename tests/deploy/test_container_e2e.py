@@ -72,9 +72,9 @@ def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 os.environ.pop("DOCKER_HOST", None)
             else:
                 os.environ["DOCKER_HOST"] = saved[0]
-            config.ryuk_disabled, config.connection_mode_override, config.tc_host_override = (
-                saved[1:]
-            )
+            config.ryuk_disabled, config.connection_mode_override, config.tc_host_override = saved[
+                1:
+            ]
 
 
 @pytest.fixture(scope="module")
