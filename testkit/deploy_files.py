@@ -184,7 +184,7 @@ def manifest_files() -> list[Path]:
 
 # --- custom resources: the operators' published CRD schemas (tests/deploy/crds) -----------
 
-CRD_DIR = Path(__file__).resolve().parent / "crds"
+CRD_DIR = REPO_ROOT / "tests" / "deploy" / "crds"
 
 
 def _strict(schema: Any) -> Any:

@@ -27,14 +27,14 @@ import pytest
 from httpx_sse import connect_sse
 
 from services.demo.generator import make_raw_execution
-from tests.deploy.deploy_files import COMPOSE_FILE, compose
-from tests.deploy.podman import (
+from testkit.deploy_files import COMPOSE_FILE, compose
+from testkit.net import free_port
+from testkit.podman import (
     COMPOSE_SCRIPT,
     build_local_images,
     podman,
     podman_environment,
 )
-from tests.support.net import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.containers, pytest.mark.timeout(1800)]
 

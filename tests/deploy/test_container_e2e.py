@@ -36,7 +36,7 @@ from testkit.deploy_files import (
     compose_app_services,
     compose_environment,
 )
-from tests.deploy.podman import api_socket, build_local_images, podman
+from testkit.podman import api_socket, build_local_images, podman
 
 pytestmark = [pytest.mark.slow, pytest.mark.containers, pytest.mark.timeout(1800)]
 

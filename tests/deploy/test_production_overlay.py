@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared.bus import Bus
-from tests.deploy.deploy_files import (
+from testkit.deploy_files import (
     K8S_BASE,
     K8S_PRODUCTION,
     OPERATOR_SECRETS,

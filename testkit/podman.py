@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.deploy_files import DEPLOY_DIR
+from testkit.deploy_files import DEPLOY_DIR
 
 BUILD_SCRIPT = DEPLOY_DIR / "images" / "build.sh"
 COMPOSE_SCRIPT = DEPLOY_DIR / "podman" / "compose.py"
