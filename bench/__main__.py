@@ -23,6 +23,7 @@ from bench import (
     failover,
     fanout,
     latency,
+    n8n_latency,
     n8n_stage2,
     poller_cycle,
     stage2_throughput,
@@ -47,6 +48,7 @@ FULL: dict[str, Runner] = {
     "failover": lambda: failover.run(),
     "stats": lambda: stats_api.run(),
     "n8n_stage2": lambda: n8n_stage2.run(),
+    "n8n_latency": lambda: n8n_latency.run(),
 }
 QUICK: dict[str, Runner] = {
     "poller": lambda: poller_cycle.run(sizes=(2_000,), cycles=3, batch=5),
