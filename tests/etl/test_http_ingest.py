@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -11,6 +12,9 @@ import pytest
 
 from services.demo.generator import make_raw_execution
 from services.etl.stage1.http_ingest import ingest_app
+from testkit.net import free_port
+from testkit.processes import ServiceProcess
+from testkit.waiting import wait_until
 
 TOKEN = "ingest-secret"
 LIMIT = 200_000
@@ -94,3 +98,54 @@ async def test_health_reports_the_n8n_source(http: httpx.AsyncClient) -> None:
         "n8n": {"up": False, "error": "refused"},
         "status": "degraded",
     }
+
+
+async def test_the_etl_worker_serves_ingest_and_runs_stage2_on_it(
+    service_env: dict[str, str],
+    service_process: Callable[..., ServiceProcess],
+    db_pool: asyncpg.Pool,
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    env = {
+        **service_env,
+        "IMAGE_DIR": str(tmp_path / "images"),
+        "INGEST_PORT": str(port),
+        "INGEST_TOKEN": TOKEN,
+    }
+    worker = service_process(["services.etl", "worker"], env, "etl")
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+
+        async def healthy() -> bool:
+            worker.check_running()
+            try:
+                return (await client.get("/health")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await wait_until(healthy, "the ingest endpoint")
+        raw = json.dumps(make_raw_execution(41, scenario="fire"))
+        response = await client.post(
+            "/ingest", content=raw, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert response.json() == {"execution_id": 41, "stored": True}
+
+    async def completed() -> bool:
+        stage = await db_pool.fetchval("SELECT processing_stage FROM executions WHERE id = 41")
+        return bool(stage == "stage2")
+
+    await wait_until(completed, "Stage 2 of the ingested execution")
+
+
+async def test_an_ingest_port_without_a_token_is_a_clear_start_up_error(
+    service_env: dict[str, str], service_process: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    env = {**service_env, "IMAGE_DIR": str(tmp_path), "INGEST_PORT": str(free_port())}
+    worker = service_process(["services.etl", "worker"], env, "etl")
+
+    async def exited() -> bool:
+        return not worker.running
+
+    await wait_until(exited, "the worker to refuse to start")
+    assert "INGEST_PORT is set but INGEST_TOKEN is not" in worker.output()
