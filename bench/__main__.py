@@ -28,6 +28,7 @@ from bench import (
     poller_cycle,
     stage2_throughput,
     stats_api,
+    triage_detail,
     versus_old,
 )
 from bench.machine import describe
@@ -49,6 +50,7 @@ FULL: dict[str, Runner] = {
     "stats": lambda: stats_api.run(),
     "n8n_stage2": lambda: n8n_stage2.run(),
     "n8n_latency": lambda: n8n_latency.run(),
+    "triage_detail": lambda: triage_detail.run(),
 }
 QUICK: dict[str, Runner] = {
     "poller": lambda: poller_cycle.run(sizes=(2_000,), cycles=3, batch=5),
@@ -63,6 +65,7 @@ QUICK: dict[str, Runner] = {
     "failover": lambda: failover.run(clients=20),
     "stats": lambda: stats_api.run(size=5_000, pending=50, repeats=2),
     "n8n_stage2": lambda: n8n_stage2.run(count=20, repeats=1),
+    "triage_detail": lambda: triage_detail.run(size=2_000, cameras=4, anchors=1, steps=5),
 }
 
 

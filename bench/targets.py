@@ -85,6 +85,14 @@ def _stats(r: dict[str, Any]) -> tuple[bool, str]:
     return ok, f"worst p95 {worst['api']['p95_ms']} ms ({worst['case']}) at {r['executions']:,}"
 
 
+def _triage_detail(r: dict[str, Any]) -> tuple[bool, str]:
+    api = r["api"]["step_per_frame"]["p95_ms"]
+    page = r["browser"]["step_per_frame"]["p95_ms"]
+    opened = r["api"]["open_detail_plus_image"]["p95_ms"]
+    ok = max(api, page, opened) <= 100
+    return ok, f"p95 per frame: API {api} ms, in Chromium {page} ms; open {opened} ms"
+
+
 TARGETS = (
     Target("latency", "commit → SSE at 500/s: p50 ≤ 20 ms, p99 ≤ 100 ms", _latency_500),
     Target("versus_old", "0 missed, ≥ 50x lower median than the old design", _versus),
@@ -96,6 +104,9 @@ TARGETS = (
     Target("poller", "≤ 10 ms per cycle at 1M executions", _poller),
     Target("failover", "SIGKILL a gateway: 0 resets, 0 missing, 0 duplicates", _failover),
     Target("stats", "statistics API ≤ 100 ms (p95, every case) at 1M executions", _stats),
+    Target(
+        "triage_detail", "detail open and camera-sequence step ≤ 100 ms per frame", _triage_detail
+    ),
     Target(
         "n8n_stage2", "≥ 200 n8n executions/s per process (decode + binary + WebP)", _n8n_stage2
     ),

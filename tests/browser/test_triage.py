@@ -361,7 +361,9 @@ async def test_false_positive_marked_on_one_page_shows_on_another(
     await expect(detail_b.locator(".triage-status")).to_contain_text("sun glare")
     await detail_b.locator('[data-action="toggle-fp"]').click()
     await expect(detail_b).to_have_attribute("data-false-positive", "false")
+    await detail_b.locator(".audit summary").click()  # the history, read when opened
     await expect(detail_b.locator(".audit-list li")).to_have_count(2)
+    await expect(detail_b.locator(".audit-list li").first).to_contain_text("bo removed")
 
     # Page A sees the unmark.
     await expect(card(page, 24)).to_have_attribute("data-false-positive", "false")

@@ -61,6 +61,10 @@ export class DetailView {
       if (event.key === " ") this.#player.stop();
     });
     this.#bindButtons();
+    // The history is read when shown, not on every frame stepped through.
+    dialog.querySelector(".audit").addEventListener("toggle", (event) => {
+      if (event.target.open && this.#state) this.#loadAudit(this.#state.id);
+    });
   }
 
   get currentId() {
@@ -127,7 +131,8 @@ export class DetailView {
     this.#render(state);
     if (changed) {
       this.#hooks.onShow?.(state);
-      this.#loadAudit(state.id);
+      this.#dialog.querySelector(".audit-list").replaceChildren();
+      if (this.#dialog.querySelector(".audit").open) this.#loadAudit(state.id);
       this.#message("");
     }
   }
@@ -261,6 +266,10 @@ export class DetailView {
       .setAttribute("aria-pressed", String(this.#viewer.boxesShown));
   }
 
+  #refreshAudit(id) {
+    if (this.#dialog.querySelector(".audit").open) this.#loadAudit(id);
+  }
+
   async #loadAudit(id) {
     const list = this.#dialog.querySelector(".audit-list");
     list.replaceChildren();
@@ -300,7 +309,7 @@ export class DetailView {
       reasonInput.value = "";
       this.#hooks.onTriage?.(result.updated ?? []);
       this.#message(state.false_positive ? t("triage.unmarked_done") : t("triage.marked_done"));
-      this.#loadAudit(state.id);
+      this.#refreshAudit(state.id);
     } catch (error) {
       if (error.status === 422 && !operatorName()) askForOperatorName();
       this.#message(describeError(error));
@@ -313,7 +322,7 @@ export class DetailView {
     try {
       const result = await acknowledge([state.id], { actor: operatorName() });
       this.#hooks.onTriage?.(result.updated ?? []);
-      this.#loadAudit(state.id);
+      this.#refreshAudit(state.id);
     } catch (error) {
       if (error.status === 422 && !operatorName()) askForOperatorName();
       this.#message(describeError(error));

@@ -65,6 +65,7 @@ export class CameraSequence {
       const image = new Image();
       image.decoding = "async";
       image.src = imageUrl(frame.id);
+      image.decode().catch(() => {}); // decoded ahead too, not only downloaded
       this.#preloaded.set(frame.id, image);
       if (this.#preloaded.size > PRELOADED_MAX) {
         this.#preloaded.delete(this.#preloaded.keys().next().value);
