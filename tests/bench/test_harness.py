@@ -93,6 +93,7 @@ def test_quick_suite_runs_every_benchmark(tmp_path: Path) -> None:
         "failover",
         "stats",
         "n8n_stage2",
+        "triage_detail",
     }
     fan = benchmarks["fanout"]["result"]
     for server in ("gateway", "nchan"):
