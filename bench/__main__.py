@@ -23,6 +23,7 @@ from bench import (
     failover,
     fanout,
     latency,
+    layers,
     n8n_latency,
     n8n_stage2,
     poller_cycle,
@@ -51,6 +52,7 @@ FULL: dict[str, Runner] = {
     "n8n_stage2": lambda: n8n_stage2.run(),
     "n8n_latency": lambda: n8n_latency.run(),
     "triage_detail": lambda: triage_detail.run(),
+    "layers": lambda: layers.run(),
 }
 QUICK: dict[str, Runner] = {
     "poller": lambda: poller_cycle.run(sizes=(2_000,), cycles=3, batch=5),
@@ -66,6 +68,7 @@ QUICK: dict[str, Runner] = {
     "stats": lambda: stats_api.run(size=5_000, pending=50, repeats=2),
     "n8n_stage2": lambda: n8n_stage2.run(count=20, repeats=1),
     "triage_detail": lambda: triage_detail.run(size=2_000, cameras=4, anchors=1, steps=5),
+    "layers": lambda: layers.run(connections=20),
 }
 
 

@@ -1,0 +1,94 @@
+"""What each layer of the SSE stack costs per idle connection (RSS), nchan beside it.
+
+For every variant of bench/layer_server.py, the real gateway (hub + its lean
+ASGI event stream under FastAPI routing and auth) and nchan: a fresh server
+process, RSS with no client, N idle SSE connections opened by the same client
+program (bench/sse_load.py), RSS again; (after - before) / N.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from typing import Any
+
+from bench.infra import (
+    bench_database,
+    delete_exchange,
+    exchange_name,
+    raise_nofile_limit,
+    rss_kib,
+    service_env,
+)
+from bench.nchan import NchanServer
+from bench.sse_load import FanoutClient
+from testkit.gateway import GatewayProcess
+from testkit.net import free_port
+
+VARIANTS = ("protocol", "uvicorn", "starlette", "sse_starlette")
+SETTLE_S = 1.0
+
+
+async def _per_connection(port: int, path: str, pid: int, connections: int) -> dict[str, Any]:
+    before = rss_kib(pid)
+    client = FanoutClient("127.0.0.1", port, path, connections, b"never", 1)
+    try:
+        await client.connect_all()
+        await asyncio.sleep(SETTLE_S)
+        after = rss_kib(pid)
+    finally:
+        client.close()
+    return {
+        "connections": connections,
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "kib_per_connection": round((after - before) / connections, 2),
+    }
+
+
+async def _variant(variant: str, connections: int) -> dict[str, Any]:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.layer_server",
+        variant,
+        str(port),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)
+        return {"variant": variant, **await _per_connection(port, "/", proc.pid, connections)}
+    finally:
+        proc.kill()  # a throwaway server: no graceful shutdown to wait for
+        await proc.wait()
+
+
+async def run(connections: int = 5000) -> dict[str, Any]:
+    limit = raise_nofile_limit()
+    results = [await _variant(variant, connections) for variant in VARIANTS]
+    exchange = exchange_name("layers")
+    async with bench_database("layers") as database_url:
+        gateway = GatewayProcess(service_env(database_url, exchange), heartbeat_interval_s=300)
+        await gateway.start()
+        try:
+            figures = await _per_connection(gateway.port, "/api/events", gateway.pid, connections)
+            results.append({"variant": "gateway", **figures})
+        finally:
+            gateway.stop()
+            await delete_exchange(exchange)
+    with NchanServer() as nchan:
+        figures = await _per_connection(
+            nchan.port, nchan.subscribe_path("layers"), nchan.worker_pid(), connections
+        )
+        results.append({"variant": "nchan", **figures})
+    return {"nofile_limit": limit, "variants": results}
