@@ -53,6 +53,7 @@ FULL: dict[str, Runner] = {
     "n8n_latency": lambda: n8n_latency.run(),
     "triage_detail": lambda: triage_detail.run(),
     "layers": lambda: layers.run(),
+    "workers": lambda: fanout.run_workers(),
 }
 QUICK: dict[str, Runner] = {
     "poller": lambda: poller_cycle.run(sizes=(2_000,), cycles=3, batch=5),
@@ -69,6 +70,7 @@ QUICK: dict[str, Runner] = {
     "n8n_stage2": lambda: n8n_stage2.run(count=20, repeats=1),
     "triage_detail": lambda: triage_detail.run(size=2_000, cameras=4, anchors=1, steps=5),
     "layers": lambda: layers.run(connections=20),
+    "workers": lambda: fanout.run_workers(connections=20, singles=2, burst=3),
 }
 
 

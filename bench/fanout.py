@@ -151,6 +151,7 @@ async def run_gateway(
     profile_at: int | None,
     module: str = "services.gateway",
     extra_env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> list[dict[str, Any]]:
     results = []
     exchange = exchange_name("fanout")
@@ -169,6 +170,7 @@ async def run_gateway(
                     module,
                     heartbeat_interval_s=300,
                     client_queue_size=1000,
+                    gateway_workers=workers,
                 )
                 await gateway.start()
                 try:
@@ -208,6 +210,20 @@ async def run_nchan(counts: list[int], singles: int, burst: int) -> list[dict[st
                 )
                 results.append(await measure(target, connections, singles, burst))
     return results
+
+
+async def run_workers(
+    connections: int = 10000, singles: int = 5, burst: int = 20
+) -> dict[str, Any]:
+    """The same fan-out with 1 and with 2 gateway worker processes on one port.
+
+    RSS and CPU are summed over the supervisor and its workers; the kernel
+    spreads the connections over the workers (SO_REUSEPORT).
+    """
+    raise_nofile_limit()
+    one = await run_gateway([connections], singles, burst, None, workers=1)
+    two = await run_gateway([connections], singles, burst, None, workers=2)
+    return {"connections": connections, "workers_1": one[0], "workers_2": two[0]}
 
 
 async def run(

@@ -41,7 +41,7 @@ class HubCollector(Collector):
         yield sent
         published = CounterMetricFamily(
             "gateway_events_published",
-            "events fanned out by the hub (bus events and broadcast resets)",
+            "events fanned out by the hub (stream events)",
             labels=["event"],
         )
         for event, count in sorted(stats.events_published.items()):
@@ -53,6 +53,17 @@ class HubCollector(Collector):
         for reason, count in sorted(stats.resets.items()):
             resets.add_metric([reason], count)
         yield resets
+        resumed = CounterMetricFamily(
+            "gateway_sse_resumed",
+            "clients resumed by Last-Event-ID, by where the missed events came from",
+            labels=["source"],
+        )
+        for source, count in sorted(stats.resumed.items()):
+            resumed.add_metric([source], count)
+        yield resumed
+        yield GaugeMetricFamily(
+            "gateway_sse_filters", "distinct event filters in use now", value=self.hub.filter_count
+        )
 
 
 def build_registry(hub: Hub) -> CollectorRegistry:

@@ -42,6 +42,7 @@ async def test_health_ready_and_metrics(gateway: Gateway, http: httpx.AsyncClien
         "gateway_sse_dropped_clients_total",
         "gateway_sse_events_sent_total",
         "gateway_events_published_total",
+        "gateway_sse_filters",
         "process_cpu_seconds_total",
     ):
         assert name in metrics.text
