@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from services.gateway.auth import Authenticator, public
 from services.gateway.consumer import StreamLog
@@ -119,7 +120,8 @@ def create_app(settings: GatewaySettings, *, static_dir: Path = STATIC_DIR) -> F
     app.add_exception_handler(asyncpg.PostgresConnectionError, _database_unavailable)
     app.add_exception_handler(asyncpg.InterfaceError, _database_unavailable)
     app.include_router(health.router)
-    app.include_router(events.router)
+    # A plain ASGI route (a Route whose endpoint is an ASGI app): see routes/events.py.
+    app.router.routes.append(Route(events.PATH, events.EventsEndpoint(), methods=["GET"]))
     app.include_router(triage.router)  # before executions: /executions/bulk/… routes
     app.include_router(executions.router)
     app.include_router(stats.router)

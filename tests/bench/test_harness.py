@@ -94,7 +94,15 @@ def test_quick_suite_runs_every_benchmark(tmp_path: Path) -> None:
         "stats",
         "n8n_stage2",
         "triage_detail",
+        "layers",
+        "workers",
     }
+    failover = benchmarks["failover"]["result"]
+    assert failover["resets"] == failover["missing"] == failover["duplicates"] == 0
+    layers = {v["variant"] for v in benchmarks["layers"]["result"]["variants"]}
+    assert layers == {"protocol", "uvicorn", "starlette", "sse_starlette", "gateway", "nchan"}
+    workers = benchmarks["workers"]["result"]
+    assert workers["workers_2"]["connected"] == workers["connections"]
     fan = benchmarks["fanout"]["result"]
     for server in ("gateway", "nchan"):
         (run,) = fan[server]

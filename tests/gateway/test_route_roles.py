@@ -32,12 +32,20 @@ def all_routes(app: FastAPI) -> list[RouteContext]:
     return list(iter_route_contexts(app.routes))
 
 
+def asgi_endpoint_role(route: RouteContext) -> Role | None:
+    """The role a plain ASGI endpoint enforces itself (its `role`; the event stream)."""
+    role = getattr(getattr(route.original_route, "endpoint", None), "role", None)
+    return role if isinstance(role, Role) else None
+
+
 def undeclared_routes(app: FastAPI) -> list[str]:
     missing = []
     for route in all_routes(app):
         if isinstance(route.original_route, APIRoute):
             if not declared_roles(route):
                 missing.append(f"{sorted(route.methods or ())} {route.path}")
+        elif asgi_endpoint_role(route) is not None:
+            continue
         elif route.path not in PUBLIC_NON_API_PATHS:
             missing.append(f"{type(route.original_route).__name__} {route.path}")
     return missing
@@ -72,6 +80,8 @@ def test_api_routes_need_at_least_viewer_and_probes_are_public() -> None:
     paths = set()
     for route in all_routes(app):
         if not isinstance(route.original_route, APIRoute):
+            if asgi_endpoint_role(route) is not None:
+                paths.add(route.path)
             continue
         roles = declared_roles(route)
         paths.add(route.path)

@@ -1,67 +1,111 @@
-"""GET /api/events: the Server-Sent Events stream, optionally filtered."""
+"""GET /api/events: the Server-Sent Events stream, optionally filtered.
+
+A plain ASGI endpoint, not a FastAPI route: per connection it keeps only the
+stream itself (no request object, dependency exit stacks or endpoint frames
+held for the connection's life; docs/GATEWAY.md "Cost per connection"). It
+authenticates exactly like every route — the app's Authenticator, viewer role —
+and answers bad parameters with FastAPI-shaped 401/403/422 bodies.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
-from services.gateway.auth import require_viewer
+from services.gateway.auth.authenticate import Authenticator, AuthError, require
+from services.gateway.auth.roles import Role
 from services.gateway.consumer import StreamLog, Unresumable
-from services.gateway.deps import HubDep, ResourcesDep, Settings
+from services.gateway.deps import Resources
 from services.gateway.event_filters import ALL, EventFilter, project
 from services.gateway.hub import Event, Hub, MalformedId, Position, Where, parse_event_id
 from services.gateway.stream import EventStreamResponse, connection_event, live_events
-from shared.contracts import AlertLevel
+from shared.contracts import ALERT_LEVELS
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api", tags=["events"], dependencies=[Depends(require_viewer)])
 
+PATH = "/api/events"
 # A Last-Event-ID this process has not read yet (sent by a replica ahead of it)
 # is waited for this long before it counts as unknown.
 RESUME_WAIT_S = 2.0
-
-# A Last-Event-ID this process has not read yet (sent by a replica ahead of it)
-# is waited for this long before it counts as unknown.
-RESUME_WAIT_S = 2.0
-
-CameraFilter = Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+MAX_CAMERA_CHARS = 200
 
 
-@router.get("/events", response_class=EventStreamResponse)
-async def stream_events(
-    hub: HubDep,
-    settings: Settings,
-    resources: ResourcesDep,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    last_event_id_param: Annotated[str | None, Query(alias="last_event_id")] = None,
-    camera: CameraFilter = None,
-    alert_level: Annotated[list[AlertLevel] | None, Query()] = None,
-) -> EventStreamResponse:
+class ParameterError(ValueError):
+    def __init__(self, name: str, message: str, value: object) -> None:
+        super().__init__(message)
+        self.body = {
+            "detail": [
+                {"type": "value_error", "loc": ["query", name], "msg": message, "input": value}
+            ]
+        }
+
+
+def event_filter_from(connection: HTTPConnection) -> EventFilter:
+    """`camera` (1-200 characters, no NUL) and any number of `alert_level`s."""
+    camera = connection.query_params.get("camera")
+    if camera is not None and not (0 < len(camera) <= MAX_CAMERA_CHARS and "\x00" not in camera):
+        raise ParameterError("camera", f"camera must be 1-{MAX_CAMERA_CHARS} characters", camera)
+    levels = connection.query_params.getlist("alert_level")
+    for level in levels:
+        if level not in ALERT_LEVELS:
+            raise ParameterError(
+                "alert_level", f"alert_level must be one of {', '.join(ALERT_LEVELS)}", level
+            )
+    return EventFilter(camera, frozenset(levels)) if camera or levels else ALL
+
+
+class EventsEndpoint:
     """`connection`, then missed events (or `reset`), then live events and `heartbeat`s.
 
-    The header is what EventSource sends on its own reconnects; the query parameter
-    lets a page that had to open a new EventSource resume too (it cannot set headers).
-    `camera` and `alert_level` (combinable; `alert_level` may repeat) keep only the
-    matching executions' events; ids stay stream positions, so a filtered stream
-    resumes like any other.
+    `Last-Event-ID` is what EventSource sends on its own reconnects; the query
+    parameter `last_event_id` lets a page that had to open a new EventSource
+    resume too (it cannot set headers). `camera` and `alert_level` (combinable;
+    `alert_level` may repeat) keep only the matching executions' events; ids stay
+    stream positions, so a filtered stream resumes like any other.
     """
-    last_event_id = last_event_id or last_event_id_param
-    levels = frozenset(alert_level or ())
-    event_filter = EventFilter(camera, levels) if camera or levels else ALL
-    stream_log = resources.stream_log
-    assert stream_log is not None  # set by the lifespan before any request
-    return EventStreamResponse(
-        hub,
-        lambda response: _chunks(
-            hub, stream_log, response, last_event_id, event_filter, RESUME_WAIT_S
-        ),
-        drop_grace_s=settings.client_drop_grace_s,
-        # 0 / unset = off: the hub's drop + cut handle stuck clients (docs/GATEWAY.md).
-        send_timeout_s=settings.sse_send_timeout_s or None,
-    )
+
+    # The role it enforces (tests/gateway/test_route_roles.py reads it).
+    role = Role.VIEWER
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        connection = HTTPConnection(scope)
+        state: Any = scope["app"].state
+        authenticator: Authenticator = state.authenticator
+        resources: Resources = state.resources
+        try:
+            require(await authenticator.authenticate(connection), self.role)
+            event_filter = event_filter_from(connection)
+        except AuthError as error:
+            denied = JSONResponse(
+                {"detail": error.detail}, error.status, headers=error.headers or None
+            )
+            await denied(scope, receive, send)
+            return
+        except ParameterError as error:
+            await JSONResponse(error.body, 422)(scope, receive, send)
+            return
+        last_event_id = connection.headers.get("last-event-id") or connection.query_params.get(
+            "last_event_id"
+        )
+        stream_log = resources.stream_log
+        assert stream_log is not None  # set by the lifespan before any request
+        settings, hub = resources.settings, resources.hub
+        response = EventStreamResponse(
+            hub,
+            lambda response: _chunks(
+                hub, stream_log, response, last_event_id or None, event_filter, RESUME_WAIT_S
+            ),
+            drop_grace_s=settings.client_drop_grace_s,
+            # 0 / unset = off: the hub's drop + cut handle stuck clients (docs/GATEWAY.md).
+            send_timeout_s=settings.sse_send_timeout_s or None,
+        )
+        del connection
+        await response(scope, receive, send)
 
 
 async def _chunks(
