@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .PHONY: install test test-n8n js-test test-containers container-deps images stack-up stack-down lint run \
-	run-n8n bench browser-deps n8n-deps screenshots clean
+	run-n8n bench browser-deps n8n-deps oidc-provider-deps screenshots clean
 
 install: $(STAMP)
 
@@ -22,6 +22,16 @@ browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing Debian chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# A real OpenID Connect provider (npm `oidc-provider`) for the browser sign-in test,
+# installed once into a cache outside the clone (tests/browser/oidc/package.json).
+OIDC_PROVIDER_DIR ?= $(HOME)/.cache/smokesignal/oidc-provider
+oidc-provider-deps:
+	@if ! cmp -s tests/browser/oidc/package.json $(OIDC_PROVIDER_DIR)/package.json \
+		|| [ ! -f $(OIDC_PROVIDER_DIR)/node_modules/oidc-provider/package.json ]; then \
+		echo "installing oidc-provider into $(OIDC_PROVIDER_DIR)"; \
+		mkdir -p $(OIDC_PROVIDER_DIR) && cp tests/browser/oidc/package.json $(OIDC_PROVIDER_DIR)/ \
+		&& npm install --prefix $(OIDC_PROVIDER_DIR) --no-audit --no-fund --loglevel=error; fi
 
 # The pinned n8n (1.123.81, node 20) in ~/.cache/smokesignal, only when missing (~4 min
 # the first time): the n8n tests run a real n8n.
@@ -50,7 +60,7 @@ container-deps:
 images: install container-deps
 	deploy/images/build.sh
 
-test: install browser-deps n8n-deps js-test container-deps
+test: install browser-deps n8n-deps oidc-provider-deps js-test container-deps
 	$(PY) -m pytest -q -ra -m "not containers"
 	$(MAKE) test-containers
 

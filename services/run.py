@@ -255,8 +255,9 @@ async def run_services(settings: GatewaySettings, rate: float, stop: asyncio.Eve
             return 1
         if with_generator:
             await launcher.start(specs[3])
-        token = f"?token={settings.gateway_token}" if settings.gateway_token else ""
-        say(f"dashboard: {url}{token}   (Ctrl-C stops everything)")
+        # Never the token itself: the page asks for it once and keeps a session cookie.
+        sign_in = "  (sign in with GATEWAY_TOKEN)" if settings.gateway_token else ""
+        say(f"dashboard: {url}{sign_in}   (Ctrl-C stops everything)")
 
         exited = asyncio.create_task(launcher.wait_any_exit())
         await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)

@@ -213,6 +213,9 @@ ROUTING_KEY_BY_MODEL: dict[type[BusMessage], RoutingKey] = {
 SSE_CONNECTION = "connection"
 SSE_HEARTBEAT = "heartbeat"
 SSE_RESET = "reset"
+# The stream's last event when the viewer's session (or bearer JWT) expires: sign in again,
+# then reconnect with Last-Event-ID to miss nothing.
+SSE_SESSION_EXPIRED = "session:expired"
 
 
 class ContractError(ValueError):

@@ -6,6 +6,7 @@ Pass context as ``extra={"execution_id": ...}``; it becomes a JSON field.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 from pythonjsonlogger.json import JsonFormatter
@@ -14,6 +15,28 @@ from pythonjsonlogger.json import JsonFormatter
 def _drop_color_message(record: logging.LogRecord) -> bool:
     # uvicorn attaches an ANSI-coloured duplicate of each message; keep JSON logs clean.
     record.__dict__.pop("color_message", None)
+    return True
+
+
+# Secrets that may ride in a query string (an old dashboard's ?token=, an OIDC callback's
+# code): whatever logs a URL — uvicorn's access log above all — shows them redacted.
+_SECRET_QUERY = re.compile(
+    r"([?&](?:token|access_token|id_token|refresh_token|code|client_secret|password)=)[^&\s\"']*",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    return _SECRET_QUERY.sub(r"\1[REDACTED]", text)
+
+
+def _redact_secrets(record: logging.LogRecord) -> bool:
+    if isinstance(record.msg, str):
+        record.msg = redact(record.msg)
+    if isinstance(record.args, tuple):
+        record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+    elif isinstance(record.args, dict):
+        record.args = {k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()}
     return True
 
 
@@ -27,6 +50,7 @@ def configure_logging(level: str = "INFO", service: str = "smokesignal") -> None
         )
     )
     handler.addFilter(_drop_color_message)
+    handler.addFilter(_redact_secrets)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -137,6 +137,29 @@ class GatewaySettings(CommonSettings):
     sse_send_timeout_s: float | None = Field(default=None, ge=0)
     # How long startup waits for PostgreSQL and RabbitMQ to come up.
     gateway_startup_timeout_s: float = Field(default=30.0, ge=0)
+    # --- auth (docs/AUTH.md). No GATEWAY_TOKEN and no OIDC_ISSUER = no auth (loud warning).
+    # OIDC: bearer JWTs are verified against the issuer's JWKS; the dashboard signs in with
+    # the authorization code flow + PKCE (client id, and a secret for confidential clients).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    # The `aud` bearer JWTs must carry (default: the client id).
+    oidc_audience: str | None = None
+    # Where the roles are: Zitadel's project-roles claim by default; a dotted path walks
+    # nested claims (`realm_access.roles`). Role names: viewer, operator, admin.
+    oidc_roles_claim: str = "urn:zitadel:iam:org:project:roles"
+    oidc_scopes: str = "openid profile email"
+    # Signature algorithms accepted (pinned; "none" and HMAC are never accepted).
+    oidc_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["RS256"])
+    # Bounded clock skew for exp / nbf / iat.
+    auth_clock_skew_s: float = Field(default=30.0, ge=0, le=300)
+    # How long the issuer's keys are cached; an unknown kid refetches at most this often.
+    oidc_jwks_cache_s: float = Field(default=300.0, gt=0)
+    oidc_jwks_min_refresh_s: float = Field(default=30.0, ge=0)
+    # Dashboard sessions (HttpOnly SameSite=Strict cookie; Secure when served over TLS).
+    session_ttl_s: float = Field(default=8 * 3600, gt=0)
+    # Failed sign-ins / token checks allowed per client address per minute, then 429.
+    auth_failures_per_minute: int = Field(default=20, ge=1)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -148,13 +171,56 @@ class GatewaySettings(CommonSettings):
             return [origin.strip() for origin in text.split(",") if origin.strip()]
         return value
 
+    @field_validator("oidc_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.replace(",", " ").split() if name.strip()]
+        return value
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _only_asymmetric(cls, value: list[str]) -> list[str]:
+        # A JWKS publishes public keys: "none" or an HMAC algorithm would let anyone sign.
+        allowed = {
+            "RS256",
+            "RS384",
+            "RS512",
+            "PS256",
+            "PS384",
+            "PS512",
+            "ES256",
+            "ES384",
+            "ES512",
+            "EdDSA",
+        }
+        bad = [name for name in value if name not in allowed]
+        if bad or not value:
+            raise ValueError(f"OIDC_ALGORITHMS must name some of {sorted(allowed)}, not {bad}")
+        return value
+
     @field_validator("sse_send_timeout_s", mode="before")
     @classmethod
     def _empty_timeout_is_off(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("gateway_token", mode="before")
+    @field_validator(
+        "gateway_token",
+        "oidc_issuer",
+        "oidc_client_id",
+        "oidc_client_secret",
+        "oidc_audience",
+        mode="before",
+    )
     @classmethod
-    def _empty_token_is_none(cls, value: object) -> object:
-        # GATEWAY_TOKEN= (empty) means auth off, not "the empty token".
+    def _empty_is_none(cls, value: object) -> object:
+        # GATEWAY_TOKEN= (empty) means auth off, not "the empty token"; likewise for OIDC.
         return None if value == "" else value
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return self.oidc_issuer is not None
+
+    @property
+    def expected_audience(self) -> str | None:
+        return self.oidc_audience or self.oidc_client_id

@@ -1,4 +1,4 @@
-"""Helpers for the dashboard tests: the token, loading the page."""
+"""Helpers for the dashboard tests: the token, signing in, loading the page."""
 
 from __future__ import annotations
 
@@ -18,8 +18,16 @@ expect.set_options(timeout=WAIT_S * 1000)
 GatewayStarter = Callable[..., Awaitable[GatewayProcess]]
 
 
+async def sign_in(page: Page, base_url: str) -> None:
+    """Exchange the token for the session cookie, in the page's own cookie jar (what the
+    sign-in dialog does; the dialog itself is tested in test_dashboard)."""
+    response = await page.context.request.post(f"{base_url}/auth/token", data={"token": TOKEN})
+    assert response.ok, await response.text()
+
+
 async def open_dashboard(page: Page, base_url: str) -> None:
-    """Load the dashboard with the token in its URL and wait until it is live."""
-    await page.goto(f"{base_url}/?token={TOKEN}")
+    """Sign in, load the dashboard and wait until it is live."""
+    await sign_in(page, base_url)
+    await page.goto(f"{base_url}/")
     await expect(page.locator("#connection-status")).to_have_attribute("data-state", "live")
     await expect(page.locator("#gallery")).to_have_attribute("aria-busy", "false")

@@ -64,7 +64,14 @@ ROLE_SETTINGS: dict[str, type[CommonSettings]] = {
 }
 # Values that must only ever come from a Secret (a token, URLs carrying credentials).
 SECRET_VARIABLES = frozenset(
-    {"DATABASE_URL", "AMQP_URL", "GATEWAY_TOKEN", "N8N_DATABASE_URL", "INGEST_TOKEN"}
+    {
+        "DATABASE_URL",
+        "AMQP_URL",
+        "GATEWAY_TOKEN",
+        "N8N_DATABASE_URL",
+        "INGEST_TOKEN",
+        "OIDC_CLIENT_SECRET",
+    }
 )
 # Where the etl pods write images and the gateway reads them.
 IMAGE_VOLUME_ROLES = ("etl", "gateway")

@@ -9,6 +9,7 @@
 # Apply once: a second run makes new passwords, which the running PostgreSQL/RabbitMQ
 # would not accept. Taken from the environment when set (else generated / empty):
 #   GATEWAY_TOKEN      the bearer token of /api/* (generated)
+#   OIDC_CLIENT_SECRET the OIDC client secret (empty = a public PKCE client; docs/AUTH.md)
 #   INGEST_TOKEN       the HTTP ingest's bearer token (generated)
 #   N8N_DATABASE_URL   n8n's database for the n8n source (empty = source off)
 #   NAMESPACE          (smokesignal)
@@ -44,7 +45,8 @@ secret() { # name component key=value...
     done
 }
 
-secret smokesignal-gateway gateway "GATEWAY_TOKEN=${GATEWAY_TOKEN:-$(random)}"
+secret smokesignal-gateway gateway "GATEWAY_TOKEN=${GATEWAY_TOKEN:-$(random)}" \
+    "OIDC_CLIENT_SECRET=${OIDC_CLIENT_SECRET:-}"
 secret smokesignal-etl-sources etl \
     "N8N_DATABASE_URL=${N8N_DATABASE_URL:-}" "INGEST_TOKEN=${INGEST_TOKEN:-$(random)}"
 

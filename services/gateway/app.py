@@ -16,6 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import Route
 
 from services.gateway.auth import Authenticator, public
+from services.gateway.auth import routes as auth_routes
+from services.gateway.auth.headers import SecurityHeaders
 from services.gateway.consumer import StreamLog
 from services.gateway.deps import Resources
 from services.gateway.hub import Hub, send_heartbeats
@@ -76,6 +78,7 @@ def _lifespan(resources: Resources) -> Callable[[FastAPI], AbstractAsyncContextM
             await stream_log.stop()
             await bus.close()
             await resources.pool.close()
+            await app.state.authenticator.aclose()
 
     return lifespan
 
@@ -107,7 +110,7 @@ def create_app(settings: GatewaySettings, *, static_dir: Path = STATIC_DIR) -> F
     resources = Resources(settings=settings, hub=hub)
     app = FastAPI(title="smokesignal gateway", lifespan=_lifespan(resources))
     app.state.resources = resources
-    app.state.authenticator = Authenticator(settings)
+    app.state.authenticator = Authenticator(settings, pool=lambda: resources.pool)
     app.state.registry = build_registry(hub)
     if settings.cors_origins:
         app.add_middleware(
@@ -116,10 +119,12 @@ def create_app(settings: GatewaySettings, *, static_dir: Path = STATIC_DIR) -> F
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
+    app.add_middleware(SecurityHeaders)
     app.add_exception_handler(ConnectionError, _database_unavailable)
     app.add_exception_handler(asyncpg.PostgresConnectionError, _database_unavailable)
     app.add_exception_handler(asyncpg.InterfaceError, _database_unavailable)
     app.include_router(health.router)
+    app.include_router(auth_routes.router)
     # A plain ASGI route (a Route whose endpoint is an ASGI app): see routes/events.py.
     app.router.routes.append(Route(events.PATH, events.EventsEndpoint(), methods=["GET"]))
     app.include_router(triage.router)  # before executions: /executions/bulk/… routes

@@ -151,10 +151,13 @@ class Client:
         self._events.clear()
         return items
 
-    def end(self, reason: str) -> None:
-        """Discard what is queued (freeing it) and make the stream end after this."""
+    def end(self, reason: str, last: Event | None = None) -> None:
+        """Discard what is queued (freeing it) and make the stream end after this
+        (after `last`, when given: a final word such as `session:expired`)."""
         self.drop_reason = reason
         self._events.clear()
+        if last is not None:
+            self._events.append(last)
         self._events.append(None)
         self._wake()
         if not self.ended.done():

@@ -18,13 +18,14 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from services.gateway.hub import Client, Event, Hub, now_iso
 from services.gateway.sse import frame
-from shared.contracts import SSE_CONNECTION
+from shared.contracts import SSE_CONNECTION, SSE_SESSION_EXPIRED
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class EventStreamResponse(Response):
         *,
         drop_grace_s: float,
         send_timeout_s: float | None,
+        expires_at: datetime | None = None,
     ) -> None:
         self.status_code = 200
         self.background = None
@@ -82,11 +84,26 @@ class EventStreamResponse(Response):
         self.client: Client | None = None
         self._task: asyncio.Task[object] | None = None
         self._cut_reason: str | None = None
+        # When the viewer's session (or bearer JWT) expires, the stream ends with
+        # `session:expired` rather than going on unauthorised.
+        self._expires_at = expires_at
+        self._expiry: asyncio.TimerHandle | None = None
 
     def attach(self, client: Client) -> None:
         """Called by the chunks' producer once the hub registered `client`."""
         self.client = client
         client.ended.add_done_callback(lambda _: self._arm_cut())
+        if self._expires_at is not None:
+            delay = max(0.0, (self._expires_at - datetime.now(UTC)).total_seconds())
+            self._expiry = asyncio.get_running_loop().call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        client = self.client
+        if client is None or client.dropped:
+            return
+        self._hub.unsubscribe(client)
+        data = json.dumps({"reason": "session expired: sign in again", "timestamp": now_iso()})
+        client.end("session expired", Event(SSE_SESSION_EXPIRED, data))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
@@ -113,6 +130,8 @@ class EventStreamResponse(Response):
             )
         finally:
             watcher.cancel()
+            if self._expiry is not None:
+                self._expiry.cancel()
             if self.client is not None:
                 self._hub.unsubscribe(self.client)
             await _close(self._chunks)

@@ -22,7 +22,7 @@ HTML_ATTR_KEYS = re.compile(r"""data-i18n-attr=["']([^"']+)["']""")
 # Keys built at run time (`t(\`alert.label.${level}\`)` and the like).
 DYNAMIC_PREFIXES = {
     "alert.label.": ("none", "low", "medium", "high", "critical"),
-    "connection.": ("connecting", "live", "reconnecting", "offline"),
+    "connection.": ("connecting", "live", "reconnecting", "offline", "expired"),
     "box.": ("smoke", "fire"),
     "audit.": ("mark_false_positive", "unmark_false_positive", "acknowledge"),
 }

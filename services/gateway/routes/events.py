@@ -78,7 +78,7 @@ class EventsEndpoint:
         authenticator: Authenticator = state.authenticator
         resources: Resources = state.resources
         try:
-            require(await authenticator.authenticate(connection), self.role)
+            viewer = require(await authenticator.authenticate(connection), self.role)
             event_filter = event_filter_from(connection)
         except AuthError as error:
             denied = JSONResponse(
@@ -103,6 +103,8 @@ class EventsEndpoint:
             drop_grace_s=settings.client_drop_grace_s,
             # 0 / unset = off: the hub's drop + cut handle stuck clients (docs/GATEWAY.md).
             send_timeout_s=settings.sse_send_timeout_s or None,
+            # A session or JWT that expires ends the stream with `session:expired`.
+            expires_at=viewer.expires_at,
         )
         del connection
         await response(scope, receive, send)

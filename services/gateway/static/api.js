@@ -1,6 +1,7 @@
-// REST client for the gateway API. A 401 asks for the token and retries.
+// REST client for the gateway API. The session cookie goes by itself; a 401 asks the
+// user to sign in (again) and retries.
 
-import { askForToken, authHeaders, withTokenParam } from "./auth.js";
+import { csrfHeaders, signIn } from "./auth.js";
 import { apiParams } from "./filters.js";
 import { t } from "./i18n.js";
 
@@ -64,11 +65,11 @@ export function describeError(error) {
 export async function getJson(path, { signal } = {}) {
   for (;;) {
     const response = await fetch(path, {
-      headers: { Accept: "application/json", ...authHeaders() },
+      headers: { Accept: "application/json" },
       signal,
     });
     if (response.status === 401) {
-      await askForToken();
+      await signIn();
       continue;
     }
     if (!response.ok) throw await apiError(response);
@@ -76,7 +77,10 @@ export async function getJson(path, { signal } = {}) {
   }
 }
 
-/** POST a JSON body; the JSON answer (a 401 asks for the token and retries). */
+/**
+ * POST a JSON body; the JSON answer. Carries the session's CSRF token (a state change
+ * made with the cookie needs it); a 401 asks to sign in and retries.
+ */
 export async function postJson(path, body) {
   for (;;) {
     const response = await fetch(path, {
@@ -84,12 +88,12 @@ export async function postJson(path, body) {
       headers: {
         Accept: "application/json",
         "Content-Type": "application/json",
-        ...authHeaders(),
+        ...csrfHeaders(),
       },
       body: JSON.stringify(body),
     });
     if (response.status === 401) {
-      await askForToken();
+      await signIn();
       continue;
     }
     if (!response.ok) throw await apiError(response);
@@ -123,16 +127,16 @@ export async function listLocations() {
 
 /**
  * Download the filtered list (format csv | json), streamed: `onProgress(rows)` is called
- * as lines arrive. Resolves to {blob, fileName}. A 401 asks for the token and retries.
+ * as lines arrive. Resolves to {blob, fileName}. A 401 asks to sign in and retries.
  */
 export async function downloadExport(filters, format, { onProgress, signal } = {}) {
   const params = apiParams(filters);
   params.set("format", format);
   let response;
   for (;;) {
-    response = await fetch(`/api/export?${params}`, { headers: authHeaders(), signal });
+    response = await fetch(`/api/export?${params}`, { signal });
     if (response.status !== 401) break;
-    await askForToken();
+    await signIn();
   }
   if (!response.ok) throw await apiError(response);
   const reader = response.body.getReader();
@@ -192,11 +196,11 @@ export async function listCameras() {
 }
 
 export function imageUrl(id) {
-  return withTokenParam(`/api/executions/${encodeURIComponent(id)}/image`);
+  return `/api/executions/${encodeURIComponent(id)}/image`;
 }
 
 export function thumbnailUrl(id) {
-  return withTokenParam(`/api/executions/${encodeURIComponent(id)}/thumbnail`);
+  return `/api/executions/${encodeURIComponent(id)}/thumbnail`;
 }
 
 /**
@@ -210,5 +214,5 @@ export function eventsUrl(lastEventId, filters = {}) {
   for (const level of filters.alert_levels ?? []) params.append("alert_level", level);
   if (lastEventId) params.set("last_event_id", lastEventId);
   const query = params.toString();
-  return withTokenParam(query ? `/api/events?${query}` : "/api/events");
+  return query ? `/api/events?${query}` : "/api/events";
 }

@@ -11,7 +11,7 @@ import {
   listLocations,
 } from "./api.js";
 import { AlertCenter } from "./alerts.js";
-import { adoptTokenFromUrl } from "./auth.js";
+import { ensureSignedIn, onSessionChange, signIn, signOut } from "./auth.js";
 import { DetailView } from "./detail.js";
 import { ExportControl } from "./export.js";
 import {
@@ -332,15 +332,26 @@ loadMoreButton.addEventListener("click", () => {
   if (nextCursor != null) loadPage(nextCursor);
 });
 
+function showUser(session) {
+  const box = document.getElementById("user-box");
+  const user = session?.signed_in && session.mode !== "none" ? session.user : null;
+  box.hidden = user == null;
+  if (user) box.querySelector(".user-name").textContent = t("user.signed_in_as", { name: user.name });
+}
+
 async function main() {
   translatePage();
   bindOperatorName(document.getElementById("operator-name"));
   bindLanguageSwitch(document.getElementById("language"));
-  adoptTokenFromUrl();
   writeForm(form, filters);
   updateCounts();
   new ExportControl(document.querySelector(".export"), () => filters, errors);
-  // Settles the token first (a 401 asks for it), so the stream opens authorised.
+  onSessionChange(showUser);
+  document
+    .querySelector('#user-box [data-action="sign-out"]')
+    .addEventListener("click", () => signOut());
+  // Signed in first (the dialog asks when needed), so the stream opens authorised.
+  await ensureSignedIn();
   await loadCameras();
   await loadLocations();
 
@@ -357,6 +368,7 @@ async function main() {
       reset: () => reload(),
       resync: () => reload(),
       beforeReopen: () => listCameras(),
+      sessionExpired: () => signIn("expired"),
     },
     onStatus: (status) => {
       badge.show(status);

@@ -37,7 +37,7 @@ export class LiveConnection {
 
   /**
    * handlers: {"execution:batch", "etl:stage2:complete", "etl:stage2:failed", reset, resync,
-   *            beforeReopen}; onStatus({state, lastEventId, resumedFrom}).
+   *            beforeReopen, sessionExpired}; onStatus({state, lastEventId, resumedFrom}).
    */
   constructor({ handlers, onStatus }) {
     this.#handlers = handlers;
@@ -77,7 +77,26 @@ export class LiveConnection {
       this.#track(event);
       this.#handlers.reset?.(parse(event));
     });
+    source.addEventListener("session:expired", () => this.#onSessionExpired(source));
     source.addEventListener("error", () => this.#onError(source));
+  }
+
+  /**
+   * The gateway ended the stream because the session expired. Stop (the browser must
+   * not reconnect unauthorised), let the page sign in again, then resume from the last
+   * event id: the page keeps everything it shows, and misses nothing.
+   */
+  async #onSessionExpired(source) {
+    if (source !== this.#source) return;
+    source.close();
+    clearTimeout(this.#watchdog);
+    clearTimeout(this.#reopenTimer);
+    this.#status("expired");
+    try {
+      await this.#handlers.sessionExpired?.();
+    } finally {
+      this.#open();
+    }
   }
 
   #onConnection(source, event) {

@@ -3,7 +3,7 @@
 // and ranking row links to the gallery filtered to that slice.
 
 import { describeError, getStats, listCameras, listLocations } from "./api.js";
-import { adoptTokenFromUrl } from "./auth.js";
+import { ensureSignedIn } from "./auth.js";
 import { legend, stackedBars } from "./charts.js";
 import {
   ALERT_LEVELS,
@@ -266,8 +266,8 @@ async function main() {
   translatePage();
   bindLanguageSwitch(document.getElementById("language"));
   legend(document.getElementById("levels-legend"), LEVEL_SERIES);
-  adoptTokenFromUrl();
   showUrlInForm();
+  await ensureSignedIn();
   try {
     fillCameras(form, await listCameras());
     fillLocations(form, await listLocations());

@@ -2,7 +2,7 @@
 
 import { t } from "./i18n.js";
 
-const CONNECTION_STATES = ["connecting", "live", "reconnecting", "offline"];
+const CONNECTION_STATES = ["connecting", "live", "reconnecting", "offline", "expired"];
 
 export class ConnectionBadge {
   #element;
