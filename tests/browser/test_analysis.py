@@ -19,7 +19,7 @@ from playwright.async_api import Page, expect
 
 from services.gateway import stats
 from shared.contracts import ALERT_LEVELS
-from testkit.browser import TOKEN, open_dashboard
+from testkit.browser import open_dashboard, sign_in
 from testkit.dashboard_data import Executions, Outcome
 from testkit.gateway import GatewayProcess as Gateway
 
@@ -101,21 +101,19 @@ async def test_filters_live_in_the_url_and_back_forward_restore_them(
 
     # The link alone reproduces the view in a fresh page.
     fresh = await page.context.new_page()
-    await fresh.goto(f"{filtered_url}&token={TOKEN}")
+    await fresh.goto(filtered_url)
     await expect(fresh.locator("#gallery > li")).to_have_count(2)
     await expect(fresh.locator("#filters select[name='camera']")).to_have_value("sai-cam-node-03")
     await expect(fresh.locator("#filters").get_by_role("checkbox", name="Critical")).to_be_checked()
 
     # A custom range: absolute times in the URL.
     since = datetime.now(UTC) - timedelta(hours=9)
-    await page.goto(
-        f"{gateway.base_url}/?range=custom&since={since.strftime('%Y-%m-%dT%H:%MZ')}&token={TOKEN}"
-    )
+    await page.goto(f"{gateway.base_url}/?range=custom&since={since.strftime('%Y-%m-%dT%H:%MZ')}")
     await expect(page.locator("#match-count")).to_have_text("4 matches")  # 2, 4, 6, 8 h ago
     await expect(page.locator("#filters input[name='since']")).to_be_visible()
 
     # A bad value in a link is refused by the server with a clear, translated message.
-    await page.goto(f"{gateway.base_url}/?alert_level=severe&token={TOKEN}")
+    await page.goto(f"{gateway.base_url}/?alert_level=severe")
     await expect(page.locator("#error-banner")).to_contain_text(
         "these values are not valid: alert_level"
     )
@@ -127,7 +125,8 @@ async def test_statistics_drill_down_to_the_gallery(
     await seed(executions, db_pool, 60, hours=48)
     # Operators marked two false positives (ids 1 and 4: cameras node-07 and node-07).
     await db_pool.execute("UPDATE executions SET false_positive = true WHERE id IN (1, 4)")
-    await page.goto(f"{gateway.base_url}/stats?range=7d&token={TOKEN}")
+    await sign_in(page, gateway.base_url)
+    await page.goto(f"{gateway.base_url}/stats?range=7d")
     summary = page.locator(".stats-summary")
     await expect(summary).to_have_attribute("aria-busy", "false")
     await expect(summary.locator('[data-total="executions"]')).to_have_text("60")
@@ -175,7 +174,7 @@ async def test_statistics_drill_down_to_the_gallery(
 
     # Screenshots of the statistics page, in English and Spanish.
     out = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
-    await page.goto(f"{gateway.base_url}/stats?range=7d&interval=hour&token={TOKEN}")
+    await page.goto(f"{gateway.base_url}/stats?range=7d&interval=hour")
     await expect(summary).to_have_attribute("aria-busy", "false")
     await expect(page.locator("#levels-chart svg")).to_be_visible()
     await page.screenshot(path=str(out / "statistics.png"), full_page=True)
@@ -190,7 +189,8 @@ async def test_export_downloads_the_filtered_list(
     page: Page, gateway: Gateway, executions: Executions, db_pool: asyncpg.Pool
 ) -> None:
     await seed(executions, db_pool, 30, hours=30)
-    await page.goto(f"{gateway.base_url}/?alert_level=high&camera=sai-cam-node-03&token={TOKEN}")
+    await sign_in(page, gateway.base_url)
+    await page.goto(f"{gateway.base_url}/?alert_level=high&camera=sai-cam-node-03")
     await expect(page.locator("#match-count")).to_have_text("2 matches")  # ids 3 and 18
     async with page.expect_download() as info:
         await page.get_by_role("button", name="Export CSV").click()

@@ -202,7 +202,9 @@ async def test_missed_events_are_replayed_after_a_network_drop(
     await tag_element(card(page, 502), "card-502")
     await tag_element(card(page, 503), "card-503")
 
-    async with SseRecorder(gateway.base_url, params={"token": TOKEN}) as watcher:
+    async with SseRecorder(
+        gateway.base_url, headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as watcher:
         proxy.cut()
         await expect(status).to_have_attribute("data-state", "reconnecting")
 
@@ -250,7 +252,9 @@ async def test_reconnect_with_nothing_to_resume_from_reloads_the_first_page(
     # No data event yet: the browser will have no Last-Event-ID to send.
     assert await status.get_attribute("data-last-event-id") == ""
 
-    async with SseRecorder(gateway.base_url, params={"token": TOKEN}) as watcher:
+    async with SseRecorder(
+        gateway.base_url, headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as watcher:
         proxy.cut()
         await expect(status).to_have_attribute("data-state", "reconnecting")
         done = Outcome(alert_level="medium", has_smoke=True, detection_count=2)

@@ -28,7 +28,7 @@ from services.etl.outbox.relay import OutboxRelay, RelayConfig
 from shared.bus import Bus
 from shared.contracts import ExecutionBatch
 from shared.executions import SUMMARY_COLUMNS, summary_from_row
-from testkit.browser import TOKEN, open_dashboard
+from testkit.browser import open_dashboard, sign_in
 from testkit.gateway import GatewayProcess as Gateway
 
 pytestmark = pytest.mark.browser
@@ -134,7 +134,8 @@ def card(page: Page, execution_id: int) -> Locator:
 
 async def open_execution(page: Page, gateway: Gateway, execution_id: int) -> Locator:
     """Open the dashboard with the URL naming an execution: its detail opens by itself."""
-    await page.goto(f"{gateway.base_url}/?execution={execution_id}&token={TOKEN}")
+    await sign_in(page, gateway.base_url)
+    await page.goto(f"{gateway.base_url}/?execution={execution_id}")
     detail = page.locator("#detail")
     await expect(detail).to_have_attribute("data-execution-id", str(execution_id))
     await expect(detail).to_be_visible()
