@@ -25,6 +25,7 @@ from testkit.tcp_proxy import TcpProxy
 from testkit.waiting import WAIT_S
 
 pytestmark = pytest.mark.browser
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 # The README's screenshot is written only by `make screenshots` (it sets this
 # variable); a plain test run saves it under the test's tmp_path, never in the repo.

@@ -16,8 +16,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from services.gateway.auth import AdminDep, OperatorDep
-from tests.gateway.conftest import Gateway, GatewayFactory
-from tests.support.oidc_issuer import JwtIssuer, new_key
+from testkit.gateway import Gateway, GatewayFactory
+from testkit.oidc_issuer import JwtIssuer, new_key
 
 
 @pytest.fixture

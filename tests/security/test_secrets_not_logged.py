@@ -16,8 +16,8 @@ import pytest
 from httpx_sse import aconnect_sse
 
 from services.gateway.auth.sessions import SESSION_COOKIE
-from tests.support.net import free_port, wait_http_ready
-from tests.support.processes import ServiceProcess
+from testkit.net import free_port, wait_http_ready
+from testkit.processes import ServiceProcess
 
 SECRET = "s3cret-do-not-log-7f9a"
 
