@@ -11,8 +11,9 @@ from services.gateway.auth.roles import ALL_ROLES, Role
 @dataclass(frozen=True, slots=True)
 class Principal:
     """The acting user. `name` is what audit trails record; `via` says how it signed in:
-    "anonymous" (auth off), "token" (the shared GATEWAY_TOKEN), "jwt" (a bearer JWT),
-    or "session" (the dashboard's cookie session, from a token or an OIDC sign-in)."""
+    "anonymous" (auth off), "token" (the shared GATEWAY_TOKEN, as a bearer header or a
+    cookie session made from it: it names no person), "jwt" (a bearer JWT) or "oidc"
+    (a cookie session from an OIDC sign-in). Cookie sessions carry a `csrf_token`."""
 
     subject: str
     name: str

@@ -51,7 +51,7 @@ async def create_session(
         subject=subject,
         name=name,
         roles=roles,
-        via="session",
+        via=via,
         expires_at=expires_at,
         csrf_token=csrf,
     )
@@ -63,7 +63,7 @@ async def load_session(pool: asyncpg.Pool, raw: str) -> Principal | None:
     if not raw or len(raw) > 200:
         return None
     row = await pool.fetchrow(
-        "SELECT subject, name, roles, csrf_token, expires_at FROM auth_sessions"
+        "SELECT subject, name, roles, via, csrf_token, expires_at FROM auth_sessions"
         " WHERE id_hash = $1 AND expires_at > now()",
         _hash(raw),
     )
@@ -74,7 +74,7 @@ async def load_session(pool: asyncpg.Pool, raw: str) -> Principal | None:
         subject=row["subject"],
         name=row["name"],
         roles=roles,
-        via="session",
+        via=row["via"],
         expires_at=row["expires_at"],
         csrf_token=row["csrf_token"],
     )
