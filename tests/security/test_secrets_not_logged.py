@@ -61,9 +61,17 @@ def service_logging() -> Iterator[None]:
     """The services' logging set-up for one test, the test runner's restored after."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    # uvicorn servers started with access_log=False earlier in this process cut this
+    # logger off (no propagation); a gateway process starts with it as configured here.
+    access = logging.getLogger("uvicorn.access")
+    saved = (access.propagate, access.disabled, access.level, access.handlers[:])
+    access.propagate, access.disabled, access.handlers[:] = True, False, []
+    access.setLevel(logging.NOTSET)
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    access.propagate, access.disabled, access.handlers[:] = saved[0], saved[1], saved[3]
+    access.setLevel(saved[2])
 
 
 def test_a_secret_in_a_logged_query_string_is_redacted(
