@@ -5,7 +5,7 @@ container runs (by scanning /proc, which works whether the service or an init
 is PID 1), then checks it the way that role allows:
 
 - gateway: GET /healthz on GATEWAY_HOST:GATEWAY_PORT
-- etl, poller: GET /metrics on METRICS_PORT when it is set (non-zero), else alive
+- etl, poller: GET /metrics on ETL_METRICS_PORT / POLLER_METRICS_PORT when non-zero, else alive
 - generator, migrate: alive
 
 Exit status 0 = healthy, 1 = unhealthy (the Docker HEALTHCHECK convention).
@@ -65,7 +65,7 @@ def running_roles(proc_root: Path) -> set[str]:
 def probe_url(role: str) -> str | None:
     """The URL that proves `role` healthy, or None when being alive is all it can show."""
     # Read the same settings the service reads, so defaults and parsing match.
-    from shared.settings import CommonSettings, GatewaySettings
+    from shared.settings import EtlSettings, GatewaySettings, PollerSettings
 
     if role == "gateway":
         gateway = GatewaySettings()
@@ -74,7 +74,11 @@ def probe_url(role: str) -> str | None:
             host = f"[{host}]"
         return f"http://{host}:{gateway.gateway_port}/healthz"
     if role in ("etl", "poller"):
-        port = CommonSettings().metrics_port
+        port = (
+            EtlSettings().etl_metrics_port
+            if role == "etl"
+            else PollerSettings().poller_metrics_port
+        )
         return f"http://127.0.0.1:{port}/metrics" if port else None
     return None
 

@@ -70,20 +70,14 @@ async def ensure_database(database_url: str) -> bool:
 
 def services(settings: GatewaySettings, *, rate: float) -> list[ServiceSpec]:
     """etl, poller, gateway, then the demo generator (not when n8n is the source)."""
-    # Only one process can own METRICS_PORT; give the next one the port after it.
-    base = settings.metrics_port
-
-    def metrics(offset: int) -> dict[str, str]:
-        return {"METRICS_PORT": str(base + offset if base else 0)}
-
+    # ETL_METRICS_PORT / POLLER_METRICS_PORT, when set, reach their service with the environment.
     return [
-        ServiceSpec("etl", ("services.etl", "worker"), metrics(0)),
-        ServiceSpec("poller", ("services.poller",), metrics(1)),
-        ServiceSpec("gateway", ("services.gateway",), {"METRICS_PORT": "0"}),
+        ServiceSpec("etl", ("services.etl", "worker")),
+        ServiceSpec("poller", ("services.poller",)),
+        ServiceSpec("gateway", ("services.gateway",)),
         ServiceSpec(
             "generator",
             ("services.etl", "generate", "--rate", str(rate), "--count", "0"),
-            {"METRICS_PORT": "0"},
         ),
     ]
 

@@ -22,8 +22,6 @@ class CommonSettings(BaseSettings):
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     exchange_name: str = "smokesignal.events"
     log_level: str = "INFO"
-    # Port for the Prometheus /metrics endpoint of non-HTTP services (0 = off).
-    metrics_port: int = Field(default=0, ge=0, le=65535)
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, ge=1)
     # Retention of the event stream (the gateways' replayable log), by age and by
@@ -32,16 +30,10 @@ class CommonSettings(BaseSettings):
     event_stream_max_age: str = Field(default="24h", pattern=r"^[1-9][0-9]*[YMDhms]$")
     event_stream_max_bytes: int = Field(default=1_000_000_000, ge=1_000_000)
 
-    @property
-    def dead_letter_exchange(self) -> str:
-        return f"{self.exchange_name}.dlx"
-
-    @property
-    def dead_letter_queue(self) -> str:
-        return f"{self.exchange_name}.dead-letter"
-
 
 class EtlSettings(CommonSettings):
+    # Prometheus /metrics of the ETL worker process (0 = off).
+    etl_metrics_port: int = Field(default=0, ge=0, le=65535)
     image_dir: Path = Path("data/images")
     etl_concurrency: int = Field(default=16, ge=1, le=256)
     etl_max_attempts: int = Field(default=3, ge=1)
@@ -101,6 +93,8 @@ class EtlSettings(CommonSettings):
 
 
 class PollerSettings(CommonSettings):
+    # Prometheus /metrics of the poller (0 = off).
+    poller_metrics_port: int = Field(default=0, ge=0, le=65535)
     poller_interval_s: float = Field(default=1.0, gt=0)
     poller_lookback_s: float = Field(default=24 * 3600, gt=0)
     poller_batch_size: int = Field(default=200, ge=1)

@@ -53,7 +53,8 @@ def pipeline_env(
         **FAST_GATEWAY,
         "IMAGE_DIR": str(image_dir),
         "GATEWAY_PORT": str(gateway_port),
-        "METRICS_PORT": "0",
+        "ETL_METRICS_PORT": "0",
+        "POLLER_METRICS_PORT": "0",
         **overrides,
     }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
@@ -138,3 +138,17 @@ class BatchCollector:
         marker = execution_summary(sentinel, workflow_id="flush", camera_id="flush", status="flush")
         await bus.publish(ExecutionBatch(executions=[marker], timestamp=datetime.now(UTC)))
         await wait_until(lambda: sentinel in self._sentinels, "flush marker", guard_s=guard_s)
+
+
+def old_cursor_select(rows: Sequence[tuple[int, object]], cursor: int | None) -> list[int]:
+    """The loop body of the seed's sse.ts (the buggy version the seed plan quotes).
+
+    `rows` are (id, extracted_at) newest first.
+    """
+    new: list[int] = []
+    for execution_id, extracted_at in rows:
+        if execution_id == cursor:
+            break  # "found where we left off" — and everything older is never looked at again
+        if extracted_at is not None:
+            new.append(execution_id)
+    return new

@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def worker(settings: EtlSettings) -> int:
     stop = asyncio.Event()
     stop_on_signals(stop)
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.etl_metrics_port)
     await run_etl_service(settings, stop)
     return 0
 

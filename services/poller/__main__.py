@@ -29,7 +29,7 @@ async def open_database(settings: PollerSettings, stop: asyncio.Event) -> asyncp
 async def main(settings: PollerSettings) -> None:
     stop = asyncio.Event()
     stop_on_signals(stop)
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.poller_metrics_port)
     pool = await open_database(settings, stop)
     if pool is None:
         return

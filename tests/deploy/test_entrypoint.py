@@ -209,12 +209,12 @@ def test_worker_health_is_its_metrics_endpoint(
 ) -> None:
     state, port = endpoint
     proc = fake_proc(tmp_path, {1: ["python", "-m", "services.poller"]})
-    monkeypatch.setenv("METRICS_PORT", str(port))
+    monkeypatch.setenv("POLLER_METRICS_PORT", str(port))
     assert healthcheck.main(["--proc-root", str(proc)]) == 0
     assert state.paths == ["/metrics"]
-    monkeypatch.setenv("METRICS_PORT", str(free_port()))  # nothing listens there
+    monkeypatch.setenv("POLLER_METRICS_PORT", str(free_port()))  # nothing listens there
     assert healthcheck.main(["--proc-root", str(proc)]) == 1
-    monkeypatch.setenv("METRICS_PORT", "0")  # no endpoint: alive is all it can show
+    monkeypatch.setenv("POLLER_METRICS_PORT", "0")  # no endpoint: alive is all it can show
     assert healthcheck.main(["--proc-root", str(proc)]) == 0
 
 
@@ -248,7 +248,7 @@ def test_real_service_started_by_the_entrypoint(
         "PYTHONUNBUFFERED": "1",
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(port),
-        "METRICS_PORT": str(port if role != "gateway" else 0),
+        "POLLER_METRICS_PORT": str(port if role != "gateway" else 0),
         "IMAGE_DIR": str(tmp_path / "images"),
     }
     log = (tmp_path / "service.log").open("wb")

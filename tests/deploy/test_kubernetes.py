@@ -242,7 +242,7 @@ def test_metrics_ports_match_the_configuration(base: list[dict[str, Any]]) -> No
         container, workload = role_workload(base, role)
         env, _ = container_environment(container, base)
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        assert int(env["METRICS_PORT"].value) == ports["metrics"]
+        assert int(env[f"{role.upper()}_METRICS_PORT"].value) == ports["metrics"]
         annotations = workload["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/port"] == str(ports["metrics"])
 

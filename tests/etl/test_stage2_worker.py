@@ -225,7 +225,6 @@ async def test_two_workers_never_process_the_same_job(
            WHERE routing_key = 'stage2.complete' GROUP BY execution_id"""
     )
     assert len(per_execution) == count and {r["n"] for r in per_execution} == {1}
-    assert sum(w.completed for w in workers) == count
 
 
 async def test_crashed_workers_job_is_reclaimed_after_its_lease(

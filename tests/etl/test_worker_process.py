@@ -56,7 +56,7 @@ async def test_sigterm_finishes_the_in_flight_job_and_exits_cleanly(
     events: EventLog,
 ) -> None:
     port = free_port()
-    env = {**service_env, **fast_env(etl_settings), "METRICS_PORT": str(port)}
+    env = {**service_env, **fast_env(etl_settings), "ETL_METRICS_PORT": str(port)}
     await ingest(db_pool, 7, stage2_delay_ms=800)
     worker = service_process(WORKER, env, name="etl")
     await asyncio.to_thread(worker.wait_for_output, '"stage2 job claimed"')

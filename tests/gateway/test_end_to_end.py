@@ -42,7 +42,6 @@ async def test_every_out_of_order_completion_reaches_the_sse_client(
         "ETL_CONCURRENCY": "4",
         "ETL_RETRY_BASE_S": "0.1",
         "POLLER_INTERVAL_S": "0.2",
-        "METRICS_PORT": "0",
     }
     gateway = service_process(["services.gateway"], env, "gateway")
     service_process(["services.etl", "worker"], env, "etl")

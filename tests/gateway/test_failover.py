@@ -6,7 +6,7 @@ there), at a size the suite can afford.
 
 from __future__ import annotations
 
-from bench.failover import failover
+from bench.cases.failover import failover
 from shared.bus import Bus
 
 

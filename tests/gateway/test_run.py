@@ -115,7 +115,6 @@ def run_env(database_url: str, amqp_url: str, exchange_name: str, tmp_path: Path
         "GATEWAY_PORT": str(free_port()),
         "IMAGE_DIR": str(tmp_path / "images"),
         "DEMO_RATE": "5",
-        "METRICS_PORT": "0",
         "GATEWAY_TOKEN": "",
         "LOG_LEVEL": "INFO",
     }

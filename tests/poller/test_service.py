@@ -36,7 +36,7 @@ async def test_restarted_poller_republishes_nothing_and_misses_nothing(
         **service_env,
         "POLLER_INTERVAL_S": "0.05",
         "POLLER_BATCH_SIZE": "20",
-        "METRICS_PORT": str(metrics_port),
+        "POLLER_METRICS_PORT": str(metrics_port),
     }
     collector = await BatchCollector.subscribe(bus)
     first, second, third = list(range(1, 51)), list(range(51, 101)), list(range(101, 151))

@@ -7,16 +7,17 @@ import random
 
 import asyncpg
 
-from services.poller.explain import explain_claim
 from services.poller.queries import CLAIM_SQL
 from services.poller.tick import poll_once
 from shared.bus import Bus
+from testkit.explain import explain
 from testkit.poller import (
     BatchCollector,
     broadcast_set,
     complete,
     drain,
     insert_executions,
+    old_cursor_select,
     poller_settings,
 )
 from testkit.waiting import wait_until
@@ -26,12 +27,8 @@ def old_cursor_poll(
     latest_newest_first: list[asyncpg.Record], last_known_id: int | None
 ) -> tuple[list[int], int | None]:
     """The seed's Bug 1 (sse.ts:540-562) in Python: newest first, break at the cursor."""
-    new_executions: list[int] = []
-    for execution in latest_newest_first:
-        if execution["id"] == last_known_id:
-            break
-        if execution["extracted_at"] is not None:
-            new_executions.append(execution["id"])
+    rows = [(execution["id"], execution["extracted_at"]) for execution in latest_newest_first]
+    new_executions = old_cursor_select(rows, last_known_id)
     if new_executions:
         last_known_id = new_executions[0]
     return new_executions, last_known_id
@@ -254,7 +251,10 @@ async def test_explain_claim_shows_the_plan_and_changes_nothing(
     await insert_executions(db_pool, [1, 2])
     await complete(db_pool, [1, 2])
     async with db_pool.acquire() as conn:
-        plan = await explain_claim(conn, settings)
+        lines = await explain(
+            conn, CLAIM_SQL, float(settings.poller_lookback_s), settings.poller_batch_size
+        )
+    plan = "\n".join(lines)
     assert "Insert on broadcast_ids" in plan
     assert "broadcast_backlog" in plan
     assert "Execution Time" in plan

@@ -24,10 +24,8 @@ from services.etl.errors import MalformedExecution
 from shared.contracts import AlertLevel, Confidence, Count, ExecutionId
 
 CameraType = Literal["rtsp", "usb", "ip"]
-CAMERA_TYPES: tuple[CameraType, ...] = ("rtsp", "usb", "ip")
 DetectionClass = Literal["fire", "smoke"]
 DetectionMode = Literal["smoke-only", "fire-only", "fire-and-smoke"]
-DETECTION_MODES: tuple[DetectionMode, ...] = ("smoke-only", "fire-only", "fire-and-smoke")
 # n8n execution statuses.
 ExecutionStatus = Literal["success", "error", "canceled", "crashed", "running", "waiting", "new"]
 ImageMimeType = Literal["image/jpeg", "image/png", "image/webp"]

@@ -127,16 +127,6 @@ def open_image(data: bytes, declared_mime: str, max_pixels: int) -> Image.Image:
     return image
 
 
-def load_image(data: bytes, declared_mime: str, max_pixels: int) -> Image.Image:
-    """`open_image` plus a full-size decode (what Stage 2 did before draft decoding)."""
-    image = open_image(data, declared_mime, max_pixels)
-    try:
-        image.load()
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidImage(f"image data is corrupt: {exc}") from None
-    return image
-
-
 def fit_within(size: tuple[int, int], max_px: int) -> tuple[int, int]:
     """`size` scaled down (never up) so its longest side is at most max_px."""
     width, height = size
@@ -178,13 +168,6 @@ def save_thumbnail(thumbnail: Image.Image, out: BinaryIO) -> None:
     """Encode as JPEG. Given a real file, Pillow encodes straight to its descriptor
     with the GIL released (into a BytesIO it holds the GIL throughout)."""
     thumbnail.save(out, format="JPEG", quality=THUMBNAIL_QUALITY)
-
-
-def make_thumbnail(image: Image.Image, max_px: int) -> bytes:
-    """JPEG thumbnail of a decoded image, in memory."""
-    out = io.BytesIO()
-    save_thumbnail(thumbnail_of(image, max_px), out)
-    return out.getvalue()
 
 
 # Temporary names are unique per process and thread, so no two writers share

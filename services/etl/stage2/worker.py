@@ -79,8 +79,6 @@ class Stage2Worker:
         self.config = config
         self.worker_id = worker_id or default_worker_id()
         self.wake = asyncio.Event()  # set by the NOTIFY listener
-        self.completed = 0
-        self.failed = 0
         self._active: dict[int, asyncio.Task[None]] = {}
         # While jobs run, claim again once this many slots are free (or after
         # CLAIM_GATHER_S); an idle worker claims at once, so a lone job never waits.
@@ -200,7 +198,6 @@ class Stage2Worker:
         if event is None:
             log.warning("stage2: lease lost before completion; result discarded", extra=context)
             return
-        self.completed += 1
         metrics.JOBS_COMPLETED.inc()
         metrics.PROCESSING_SECONDS.labels("completed").observe(elapsed)
         log.info(
@@ -218,7 +215,6 @@ class Stage2Worker:
             log.warning("stage2: lease lost before failure was recorded", extra=context)
             return
         event, final = outcome
-        self.failed += 1
         kind = "invalid_input" if permanent else "transient"
         metrics.JOBS_FAILED.labels(kind, str(final).lower()).inc()
         metrics.PROCESSING_SECONDS.labels("failed").observe(time.monotonic() - started)

@@ -56,9 +56,13 @@ http {{
 """
 
 
+def installed() -> bool:
+    return NGINX.exists() and NCHAN_MODULE.exists()
+
+
 def ensure_installed() -> None:
     """Install Debian's nginx + nchan when missing (as `make test` does for Chromium)."""
-    if NGINX.exists() and NCHAN_MODULE.exists():
+    if installed():
         return
     print("[bench] installing Debian nginx + libnginx-mod-nchan for the fan-out peer")
     subprocess.run(["apt-get", "update", "-qq"], check=True)

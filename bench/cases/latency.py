@@ -26,10 +26,16 @@ from typing import Any
 
 import asyncpg
 
-from bench.infra import CpuMeter, bench_database, delete_exchange, exchange_name, service_env
-from bench.profiling import Profile
-from bench.recorder_client import Recorder
-from bench.stats import summary_ms
+from bench.clients.recorder import Recorder
+from bench.harness.infra import (
+    CpuMeter,
+    bench_database,
+    delete_exchange,
+    exchange_name,
+    service_env,
+)
+from bench.harness.profiling import Profile
+from bench.harness.stats import summary_ms
 from services.etl.stage2 import jobs
 from services.etl.stage2.jobs import ClaimedJob, Stage2Result
 from shared.db import create_pool

@@ -25,16 +25,16 @@ from typing import Any
 
 import asyncpg
 
-from bench.baseline_old_polling import OldPollingBaseline
-from bench.infra import (
+from bench.clients.old_polling import OldPollingBaseline
+from bench.clients.recorder import Recorder
+from bench.harness.infra import (
     CpuMeter,
     bench_database,
     delete_exchange,
     exchange_name,
     service_env,
 )
-from bench.recorder_client import Recorder
-from bench.stats import summary_ms
+from bench.harness.stats import summary_ms
 from services.demo.generator import make_raw_execution
 from services.etl.stage1.ingest import ingest_execution
 from shared.db import create_pool

@@ -32,8 +32,8 @@ import httpx
 from PIL import Image
 from playwright.async_api import async_playwright
 
-from bench.infra import bench_database, delete_exchange, exchange_name, service_env
-from bench.stats import summary_ms
+from bench.harness.infra import bench_database, delete_exchange, exchange_name, service_env
+from bench.harness.stats import summary_ms
 from services.demo.scenes import render_picture
 from testkit.gateway import GatewayProcess as Gateway
 

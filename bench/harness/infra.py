@@ -23,7 +23,10 @@ ADMIN_DATABASE_URL = os.environ.get(
     os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
 )
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-__all__ = ["REPO_ROOT"]
+__all__ = ["QUICK_RESULTS", "REPO_ROOT", "RESULTS"]
+
+RESULTS = REPO_ROOT / "bench" / "results" / "latest.json"
+QUICK_RESULTS = REPO_ROOT / "bench" / "results" / "quick.json"
 
 
 @asynccontextmanager

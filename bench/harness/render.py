@@ -1,4 +1,5 @@
-"""`python -m bench.markdown`: render bench/results/latest.json as the figure tables of
+"""The one renderer of bench results: `python -m bench` prints it; `python -m
+bench.harness.render` renders bench/results/latest.json as the figure tables of
 docs/BENCHMARKS.md (between its `<!-- figures:start -->` and `<!-- figures:end -->`
 markers), so the document always shows exactly what the last `make bench` measured.
 """
@@ -9,8 +10,7 @@ import json
 import sys
 from typing import Any
 
-from bench.__main__ import RESULTS
-from bench.infra import REPO_ROOT
+from bench.harness.infra import REPO_ROOT, RESULTS
 
 DOC = REPO_ROOT / "docs" / "BENCHMARKS.md"
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"

@@ -21,8 +21,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.infra import bench_database, delete_exchange, exchange_name, rss_kib, service_env
-from bench.stats import summary_ms
+from bench.harness.infra import bench_database, delete_exchange, exchange_name, rss_kib, service_env
+from bench.harness.stats import summary_ms
 from testkit.gateway import GatewayProcess as Gateway
 
 FILL_SQL = """

@@ -1,4 +1,4 @@
-"""`python -m bench.sse_recorder URL`: one SSE client in a process of its own.
+"""`python -m bench.clients.sse_recorder URL`: one SSE client in a process of its own.
 
 It stamps each event's arrival (time.time(), the same clock the services and
 PostgreSQL use on this machine) the moment httpx-sse yields it, and prints one

@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from bench import stage2_throughput
+from bench.cases import stage2_throughput
 from services.demo.generator import make_raw_execution
 from services.etl import queries
 from services.etl.stage2 import flatted

@@ -17,26 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 
 import asyncpg
 
+from testkit.poller import old_cursor_select as select_new
+
 # Newest first by id, like getExecutions({limit: 50, page: 0}).
 LATEST_SQL = "SELECT id, extracted_at FROM executions ORDER BY id DESC LIMIT $1"
-
-
-def select_new(rows: Sequence[tuple[int, object]], cursor: int | None) -> list[int]:
-    """The loop body of the seed's sse.ts (the buggy version the seed plan quotes).
-
-    `rows` are (id, extracted_at) newest first.
-    """
-    new: list[int] = []
-    for execution_id, extracted_at in rows:
-        if execution_id == cursor:
-            break  # "found where we left off" — and everything older is never looked at again
-        if extracted_at is not None:
-            new.append(execution_id)
-    return new
 
 
 class OldPollingBaseline:

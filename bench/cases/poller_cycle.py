@@ -20,13 +20,14 @@ from typing import Any
 
 import asyncpg
 
-from bench.infra import bench_database, delete_exchange, exchange_name, service_env
-from bench.stats import summary_ms
+from bench.harness.infra import bench_database, delete_exchange, exchange_name, service_env
+from bench.harness.stats import summary_ms
 from services.poller.queries import CLAIM_SQL
 from services.poller.tick import poll_once
 from shared.bus import Bus
 from shared.db import create_pool
 from shared.settings import PollerSettings
+from testkit.explain import explain
 
 FILL_SQL = """
     INSERT INTO executions (id, workflow_id, camera_id, location, camera_type, status,
@@ -80,15 +81,9 @@ async def fill(pool: asyncpg.Pool, first: int, last: int) -> float:
     return time.monotonic() - started
 
 
-async def explain(pool: asyncpg.Pool, sql: str, *args: object) -> list[str]:
+async def explain_on(pool: asyncpg.Pool, sql: str, *args: object) -> list[str]:
     async with pool.acquire() as conn:
-        tx = conn.transaction()
-        await tx.start()
-        try:
-            rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}", *args)
-        finally:
-            await tx.rollback()  # the claim deletes and inserts: leave the table as it was
-    return [r[0] for r in rows]
+        return await explain(conn, sql, *args)
 
 
 async def timed_cycles(
@@ -131,7 +126,7 @@ async def run(
                 busy, next_id = await timed_cycles(pool, bus, settings, cycles, batch, next_id)
                 await pool.execute(NEW_COMPLETION_SQL, next_id, next_id + batch - 1)
                 next_id += batch
-                plan = await explain(
+                plan = await explain_on(
                     pool, CLAIM_SQL, float(settings.poller_lookback_s), settings.poller_batch_size
                 )
                 await poll_once(pool, bus, settings)  # claim those for real

@@ -21,10 +21,10 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.infra import ADMIN_DATABASE_URL, bench_database, delete_exchange, exchange_name
-from bench.infra import service_env as bench_service_env
-from bench.recorder_client import Recorder
-from bench.stats import summary_ms
+from bench.clients.recorder import Recorder
+from bench.harness.infra import ADMIN_DATABASE_URL, bench_database, delete_exchange, exchange_name
+from bench.harness.infra import service_env as bench_service_env
+from bench.harness.stats import summary_ms
 from services.demo.n8n.camera import Frame, post_frame
 from services.demo.n8n.local import running_n8n
 from services.demo.n8n.standins import SCENARIOS, running_standins

@@ -1,7 +1,7 @@
 """Failover without a herd: N clients on gateway A, SIGKILL A, every client resumes on B.
 
 Two gateway processes read the same event stream. N resuming clients
-(bench/resuming_client.py) connect to A; an observer connects to B. Events are
+(bench/clients/resuming_client.py) connect to A; an observer connects to B. Events are
 published at a steady rate throughout; A is killed with SIGKILL mid-stream. Each
 client reconnects to B with its Last-Event-ID. Reported: resets (each is a REST
 reload a dashboard would make), missing and duplicated events per client
@@ -19,9 +19,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.infra import bench_database, delete_exchange, exchange_name, raise_nofile_limit
-from bench.infra import service_env as bench_service_env
-from bench.resuming_client import ResumingCrowd, check_exact
+from bench.clients.resuming_client import ResumingCrowd, check_exact
+from bench.harness.infra import bench_database, delete_exchange, exchange_name, raise_nofile_limit
+from bench.harness.infra import service_env as bench_service_env
 from shared.bus import Bus
 from shared.contracts import ExtractedData, Stage2Complete
 from testkit.gateway import GatewayProcess as Gateway

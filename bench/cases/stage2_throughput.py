@@ -30,8 +30,14 @@ from typing import Any
 
 import asyncpg
 
-from bench.infra import CpuMeter, bench_database, delete_exchange, exchange_name, service_env
-from bench.profiling import Profile
+from bench.harness.infra import (
+    CpuMeter,
+    bench_database,
+    delete_exchange,
+    exchange_name,
+    service_env,
+)
+from bench.harness.profiling import Profile
 from services.demo.generator import make_raw_execution
 from services.etl.stage1.ingest import ingest_execution
 from shared.db import create_pool

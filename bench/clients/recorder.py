@@ -1,4 +1,4 @@
-"""Run bench.sse_recorder as a subprocess and collect what it saw."""
+"""Run bench.clients.sse_recorder as a subprocess and collect what it saw."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.infra import REPO_ROOT
+from bench.harness.infra import REPO_ROOT
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Recorder:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bench.sse_recorder",
+            "bench.clients.sse_recorder",
             self.url,
             cwd=REPO_ROOT,
             stdout=asyncio.subprocess.PIPE,

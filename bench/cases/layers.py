@@ -1,6 +1,6 @@
 """What each layer of the SSE stack costs per idle connection (RSS), nchan beside it.
 
-For every variant of bench/layer_server.py, the real gateway (hub + its lean
+For every variant of bench/clients/layer_server.py, the real gateway (hub + its lean
 ASGI event stream under FastAPI routing and auth) and nchan: a fresh server
 process, RSS with no client, N idle SSE connections opened by the same client
 program (bench/sse_load.py), RSS again; (after - before) / N.
@@ -13,7 +13,8 @@ import subprocess
 import sys
 from typing import Any
 
-from bench.infra import (
+from bench.clients.sse_load import FanoutClient
+from bench.harness.infra import (
     bench_database,
     delete_exchange,
     exchange_name,
@@ -21,8 +22,7 @@ from bench.infra import (
     rss_kib,
     service_env,
 )
-from bench.nchan import NchanServer
-from bench.sse_load import FanoutClient
+from bench.harness.nchan import NchanServer
 from testkit.gateway import GatewayProcess
 from testkit.net import free_port
 
@@ -52,7 +52,7 @@ async def _variant(variant: str, connections: int) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bench.layer_server",
+        "bench.clients.layer_server",
         variant,
         str(port),
         stdout=subprocess.DEVNULL,

@@ -1,0 +1,1 @@
+"""Benchmark cases: one module per benchmark, each with `async def run(...) -> dict`."""

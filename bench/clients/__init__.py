@@ -1,0 +1,1 @@
+"""Benchmark clients: SSE load and receipt recorders, and the old design's polling loop."""

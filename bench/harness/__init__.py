@@ -1,0 +1,1 @@
+"""Benchmark harness: infra, machine facts, stats, targets, profiling, renderer, nchan peer."""
