@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 
 from testkit.gateway import GatewayProcess
 from testkit.waiting import WAIT_S
@@ -31,3 +32,19 @@ async def open_dashboard(page: Page, base_url: str) -> None:
     await page.goto(f"{base_url}/")
     await expect(page.locator("#connection-status")).to_have_attribute("data-state", "live")
     await expect(page.locator("#gallery")).to_have_attribute("aria-busy", "false")
+
+
+@asynccontextmanager
+async def page_in(browser: Browser, locale: str) -> AsyncIterator[Page]:
+    """A fresh page in `locale` (UTC, 1280x900); an uncaught script error in it fails."""
+    context = await browser.new_context(
+        viewport={"width": 1280, "height": 900}, locale=locale, timezone_id="UTC"
+    )
+    opened = await context.new_page()
+    script_errors: list[str] = []
+    opened.on("pageerror", lambda error: script_errors.append(str(error)))
+    try:
+        yield opened
+    finally:
+        await context.close()
+    assert not script_errors, f"uncaught errors in the dashboard: {script_errors}"

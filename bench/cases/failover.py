@@ -12,41 +12,39 @@ was resumed and until every client had the last event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from bench.clients.resuming_client import ResumingCrowd, check_exact
 from bench.harness.infra import bench_database, delete_exchange, exchange_name, raise_nofile_limit
 from bench.harness.infra import service_env as bench_service_env
 from shared.bus import Bus
-from shared.contracts import ExtractedData, Stage2Complete
+from shared.contracts import Stage2Complete
+from testkit.factories import stage2_complete
 from testkit.gateway import GatewayProcess as Gateway
+from testkit.waiting import wait_until
 
 
 def _event(index: int) -> Stage2Complete:
-    return Stage2Complete(
-        execution_id=index + 1,
+    return stage2_complete(
+        index + 1,
+        has_smoke=False,
+        alert_level="none",
+        detection_count=0,
+        has_image=False,
         processing_time_ms=1.0,
-        extracted_data=ExtractedData(
-            has_smoke=False,
-            alert_level="none",
-            detection_count=0,
-            has_image=False,
-            telegram_sent=False,
-        ),
-        timestamp=datetime.now(UTC),
     )
 
 
 async def _until(done: Callable[[], bool], guard_s: float = 60) -> None:
-    """Poll `done` (the clients' counters have no event to wait on); the guard stops a hang."""
-    deadline = time.monotonic() + guard_s
-    while not done() and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
+    """Poll `done` (the clients' counters have no event to wait on); the guard stops a hang,
+    and then the figures say what is missing."""
+    with contextlib.suppress(AssertionError):
+        await wait_until(done, "failover deliveries", guard_s=guard_s, poll_s=0.05)
 
 
 async def failover(

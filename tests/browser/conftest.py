@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from testkit.browser import TOKEN, GatewayStarter
+from testkit.browser import TOKEN, GatewayStarter, page_in
 from testkit.dashboard_data import Executions
 from testkit.gateway import GatewayProcess
 from testkit.waiting import WAIT_S
@@ -77,12 +77,5 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
 async def page(browser: Browser) -> AsyncIterator[Page]:
     """A fresh page; an uncaught script error in it fails the test."""
     # Fixed locale and zone: the same text (and the same screenshot) on every machine.
-    context = await browser.new_context(
-        viewport={"width": 1280, "height": 900}, locale="en-GB", timezone_id="UTC"
-    )
-    opened = await context.new_page()
-    script_errors: list[str] = []
-    opened.on("pageerror", lambda error: script_errors.append(str(error)))
-    yield opened
-    await context.close()
-    assert not script_errors, f"uncaught errors in the dashboard: {script_errors}"
+    async with page_in(browser, "en-GB") as opened:
+        yield opened

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from testkit.browser import open_dashboard
+from testkit.browser import open_dashboard, page_in
 from testkit.dashboard_data import Executions, Outcome
 from testkit.gateway import GatewayProcess as Gateway
 
@@ -17,15 +17,8 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 async def spanish_page(browser: Browser) -> AsyncIterator[Page]:
     """A page in a browser whose preferred language is Spanish (Argentina)."""
-    context = await browser.new_context(
-        viewport={"width": 1280, "height": 900}, locale="es-AR", timezone_id="UTC"
-    )
-    opened = await context.new_page()
-    script_errors: list[str] = []
-    opened.on("pageerror", lambda error: script_errors.append(str(error)))
-    yield opened
-    await context.close()
-    assert not script_errors, f"uncaught errors in the dashboard: {script_errors}"
+    async with page_in(browser, "es-AR") as opened:
+        yield opened
 
 
 async def test_language_follows_the_browser_and_the_switch_sticks(

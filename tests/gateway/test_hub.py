@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from services.gateway.event_filters import EventFilter
 from services.gateway.hub import Client, Event, Hub, Position, Where, fingerprint
-from shared.contracts import ExecutionBatch, ExecutionSummary, ExtractedData, Stage2Complete, encode
+from shared.contracts import ExecutionBatch, ExecutionSummary, encode
+from testkit.factories import stage2_complete
 
 
 def _publish(hub: Hub, event: str, data: str) -> Event:
@@ -160,17 +161,8 @@ async def test_filtered_clients_get_only_matching_executions_framed_once_per_fil
     assert ids(cam_a_high) == [[1]]
     assert ids(high) == [[1, 3]]
 
-    complete = Stage2Complete(
-        execution_id=4,
-        processing_time_ms=1.0,
-        extracted_data=ExtractedData(
-            has_smoke=True,
-            alert_level="low",
-            detection_count=1,
-            has_image=False,
-            telegram_sent=False,
-        ),
-        timestamp=datetime.now(UTC),
+    complete = stage2_complete(
+        4, alert_level="low", detection_count=1, has_image=False, processing_time_ms=1.0
     )
     _publish(hub, "etl:stage2:complete", encode(complete).decode())
     assert _drain(high) == []  # alert level low
