@@ -30,7 +30,7 @@ from services.etl import queries
 from services.etl.stage2 import flatted
 
 FIXTURE = (
-    Path(__file__).resolve().parents[1]
+    Path(__file__).resolve().parents[2]
     / "tests"
     / "etl"
     / "fixtures"
