@@ -71,7 +71,7 @@ QUICK: dict[str, Runner] = {
     "stats": lambda: stats_api.run(size=5_000, pending=50, repeats=2),
     "n8n_stage2": lambda: n8n_stage2.run(count=20, repeats=1),
     "triage_detail": lambda: triage_detail.run(size=2_000, cameras=4, anchors=1, steps=5),
-    "layers": lambda: layers.run(connections=20),
+    "layers": lambda: layers.run(connections=20, peer=nchan_installed()),
     "workers": lambda: fanout.run_workers(connections=20, singles=2, burst=3),
 }
 

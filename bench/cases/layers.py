@@ -73,7 +73,8 @@ async def _variant(variant: str, connections: int) -> dict[str, Any]:
         await proc.wait()
 
 
-async def run(connections: int = 5000) -> dict[str, Any]:
+async def run(connections: int = 5000, peer: bool = True) -> dict[str, Any]:
+    """`peer`: also measure nchan (installed with apt when missing)."""
     limit = raise_nofile_limit()
     results = [await _variant(variant, connections) for variant in VARIANTS]
     exchange = exchange_name("layers")
@@ -86,9 +87,10 @@ async def run(connections: int = 5000) -> dict[str, Any]:
         finally:
             gateway.stop()
             await delete_exchange(exchange)
-    with NchanServer() as nchan:
-        figures = await _per_connection(
-            nchan.port, nchan.subscribe_path("layers"), nchan.worker_pid(), connections
-        )
-        results.append({"variant": "nchan", **figures})
+    if peer:
+        with NchanServer() as nchan:
+            figures = await _per_connection(
+                nchan.port, nchan.subscribe_path("layers"), nchan.worker_pid(), connections
+            )
+            results.append({"variant": "nchan", **figures})
     return {"nofile_limit": limit, "variants": results}

@@ -1,4 +1,4 @@
-"""`python -m bench.clients.layer_server VARIANT PORT`: one idle SSE stack per variant (bench/cases/layers.py).
+"""`python -m bench.clients.layer_server VARIANT PORT`: one idle SSE stack per variant.
 
 Each variant answers any request with an SSE response head and then holds the
 connection open without sending anything, adding one layer at a time:
