@@ -83,7 +83,8 @@ def test_round_trip_through_the_bus_encoding(message) -> None:
 
 def test_stage2_payloads_have_exactly_the_seed_fields() -> None:
     body = json.loads(encode(complete()))
-    assert set(body) == {
+    # camera_id is the one addition: optional, for routing filtered SSE streams.
+    assert set(body) - {"camera_id"} == {
         "execution_id",
         "stage",
         "processing_time_ms",
@@ -101,7 +102,13 @@ def test_stage2_payloads_have_exactly_the_seed_fields() -> None:
     failed = json.loads(
         encode(Stage2Failed(execution_id=1, error="x", retry_count=0, timestamp=NOW))
     )
-    assert set(failed) == {"execution_id", "stage", "error", "retry_count", "timestamp"}
+    assert set(failed) - {"camera_id"} == {
+        "execution_id",
+        "stage",
+        "error",
+        "retry_count",
+        "timestamp",
+    }
 
 
 def test_routing_keys_map_to_the_sse_event_names() -> None:
