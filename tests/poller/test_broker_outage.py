@@ -93,6 +93,12 @@ async def test_poll_loop_rides_out_a_broker_outage(
         await insert_executions(db_pool, before)
         await complete(db_pool, before)
         await collector.wait_for(before)
+        # Delivery precedes the claim's commit (the claim commits after the
+        # confirm): cut only once every claim is committed, or a confirm lost
+        # in the cut rolls one back and it is (rightly) re-published later.
+        await wait_until(
+            lambda: _broadcast_is(db_pool, set(before)), what="claims of `before` committed"
+        )
 
         proxy.cut()
         errors_at_cut = _bus_errors()
@@ -112,3 +118,7 @@ async def test_poll_loop_rides_out_a_broker_outage(
         await poller_bus.close()
     await collector.flush(bus)
     assert sorted(collector.ids) == before + during
+
+
+async def _broadcast_is(pool: asyncpg.Pool, expected: set[int]) -> bool:
+    return await broadcast_set(pool) == expected
