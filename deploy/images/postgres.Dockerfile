@@ -3,6 +3,8 @@
 # port 5432), so compose, the testcontainers module and this project use it unchanged.
 ARG DEBIAN_IMAGE=debian:bookworm-slim
 FROM ${DEBIAN_IMAGE}
+# Unpinned: bookworm's security updates replace versions; the package name fixes the major.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         postgresql-15 locales-all \
@@ -14,6 +16,8 @@ COPY --chmod=0755 postgres-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 ENV PATH=/usr/lib/postgresql/15/bin:$PATH \
     PGDATA=/var/lib/postgresql/data \
     LANG=C.UTF-8
+# The Debian package's system user (its uid is assigned at install time).
+# hadolint ignore=DL3066
 USER postgres
 EXPOSE 5432
 STOPSIGNAL SIGINT

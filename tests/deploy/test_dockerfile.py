@@ -45,6 +45,21 @@ def test_hadolint_finds_nothing() -> None:
     assert linted.returncode == 0, linted.stdout + linted.stderr
 
 
+@pytest.mark.parametrize(
+    "path", sorted((REPO_ROOT / "deploy" / "images").glob("*.Dockerfile")), ids=lambda p: p.name
+)
+def test_local_image_dockerfiles_are_hadolint_clean(path: Path) -> None:
+    """The Debian-package base images (deploy/images) meet the same bar."""
+    linted = subprocess.run(
+        [str(HADOLINT), "--no-color", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
 def test_multi_stage_on_slim_python_311(stages: list[Stage]) -> None:
     assert len(stages) >= 2, "a build stage and a runtime stage"
     for stage in stages:
