@@ -145,7 +145,7 @@ def test_n8n_error_run_is_a_failure_with_n8ns_status_and_reason(
             MalformedExecution,
             "n8n run data: flatted: not JSON",
         ),
-        (lambda text, root, bd: "", MalformedExecution, "n8n run data: flatted: not JSON"),
+        (lambda text, root, bd: "", MalformedExecution, "n8n stored none for this execution"),
         (
             lambda text, root, bd: None,
             MalformedExecution,

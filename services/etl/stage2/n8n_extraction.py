@@ -77,6 +77,10 @@ def process_n8n_execution(
     limits: ImageLimits,
 ) -> tuple[N8nRun, StoredImage | None]:
     """Blocking (decode, file read, image work): run it in a thread."""
+    if not text:
+        raise MalformedExecution(
+            "n8n run data: n8n stored none for this execution (no execution_data row)"
+        )
     root = decode_run_data(text)
     failure = n8n_error(root, status)
     if failure is not None:
