@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from bench.cases import (
     n8n_latency,
     n8n_stage2,
     poller_cycle,
+    soak,
     stage2_throughput,
     stats_api,
     triage_detail,
@@ -53,6 +55,11 @@ FULL: dict[str, Runner] = {
     "triage_detail": lambda: triage_detail.run(),
     "layers": lambda: layers.run(),
     "workers": lambda: fanout.run_workers(),
+    # An hour; SOAK_DURATION_S / SOAK_WARMUP_S shorten it (bench/soak.py).
+    "soak": lambda: soak.run(
+        duration_s=float(os.environ.get("SOAK_DURATION_S", 3600)),
+        warmup_s=float(os.environ.get("SOAK_WARMUP_S", 600)),
+    ),
 }
 QUICK: dict[str, Runner] = {
     "poller": lambda: poller_cycle.run(sizes=(2_000,), cycles=3, batch=5),
@@ -73,6 +80,7 @@ QUICK: dict[str, Runner] = {
     "triage_detail": lambda: triage_detail.run(size=2_000, cameras=4, anchors=1, steps=5),
     "layers": lambda: layers.run(connections=20, peer=nchan_installed()),
     "workers": lambda: fanout.run_workers(connections=20, singles=2, burst=3),
+    "soak": lambda: soak.run(duration_s=20, warmup_s=8, rate=5, clients=20, sample_every_s=2),
 }
 
 

@@ -72,7 +72,8 @@ def services(settings: GatewaySettings, *, rate: float) -> list[ServiceSpec]:
     """etl, poller, gateway, then the demo generator (not when n8n is the source)."""
     # ETL_METRICS_PORT / POLLER_METRICS_PORT, when set, reach their service with the environment.
     return [
-        ServiceSpec("etl", ("services.etl", "worker")),
+        # The demo generator's executions may carry demo blocks: honour them here only.
+        ServiceSpec("etl", ("services.etl", "worker"), {"ETL_DEMO_MODE": "true"}),
         ServiceSpec("poller", ("services.poller",)),
         ServiceSpec("gateway", ("services.gateway",)),
         ServiceSpec(

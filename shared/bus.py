@@ -50,6 +50,12 @@ DEFAULT_STREAM_MAX_BYTES = 1_000_000_000
 # Retention drops whole segments: keep ~10 per stream so it is not too coarse.
 MAX_SEGMENT_BYTES = 100_000_000
 
+# The dead-letter queue is bounded: past either limit RabbitMQ drops its OLDEST
+# messages (x-overflow drop-head), so a flood of poison messages can fill neither
+# the broker's memory nor its disk, and the newest ones stay for inspection.
+DEAD_LETTER_MAX_LENGTH = 10_000
+DEAD_LETTER_MAX_BYTES = 64 * 1024 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
@@ -96,6 +102,8 @@ class Bus:
         publish_timeout_s: float = 10.0,
         stream_max_age: str = DEFAULT_STREAM_MAX_AGE,
         stream_max_bytes: int = DEFAULT_STREAM_MAX_BYTES,
+        dead_letter_max_length: int = DEAD_LETTER_MAX_LENGTH,
+        dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES,
     ) -> None:
         self.amqp_url = amqp_url
         self.exchange_name = exchange_name
@@ -112,6 +120,11 @@ class Bus:
         }
         self.prefetch = prefetch
         self.publish_timeout_s = publish_timeout_s
+        self.dead_letter_arguments: dict[str, Any] = {
+            "x-max-length": dead_letter_max_length,
+            "x-max-length-bytes": dead_letter_max_bytes,
+            "x-overflow": "drop-head",
+        }
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractRobustChannel | None = None
         self._exchange: AbstractExchange | None = None
@@ -127,6 +140,7 @@ class Bus:
             publish_timeout_s=publish_timeout_s,
             stream_max_age=settings.event_stream_max_age,
             stream_max_bytes=settings.event_stream_max_bytes,
+            **settings.dead_letter_bounds,
         )
 
     # -- lifecycle ---------------------------------------------------------
@@ -152,6 +166,7 @@ class Bus:
             describe=str,
         )
         assert self._connection is not None  # no stop event: it returns or raises
+        await self._declare_dead_letter_queue()
         channel = await self._connection.channel(publisher_confirms=True)
         assert isinstance(channel, AbstractRobustChannel)
         self._publish_channel = channel
@@ -202,7 +217,8 @@ class Bus:
         dlx = await channel.declare_exchange(
             self.dead_letter_exchange_name, aio_pika.ExchangeType.FANOUT, durable=True
         )
-        dlq = await channel.declare_queue(self.dead_letter_queue_name, durable=True)
+        # Passive: _declare_dead_letter_queue created it, with its bounds, at connect.
+        dlq = await channel.declare_queue(self.dead_letter_queue_name, passive=True)
         await dlq.bind(dlx)
         stream = await channel.declare_queue(
             self.stream_name, durable=True, arguments=self.stream_arguments
@@ -210,6 +226,29 @@ class Bus:
         for key in ROUTING_KEY_BY_MODEL.values():
             await stream.bind(exchange, key)
         return exchange
+
+    async def _declare_dead_letter_queue(self) -> None:
+        """Declare the bounded dead-letter queue, on a channel of its own.
+
+        A queue declared earlier with other arguments (before the bounds existed)
+        cannot be changed by a declare (PRECONDITION_FAILED closes the channel):
+        it is used as it is, with a warning saying how to bound it.
+        """
+        assert self._connection is not None
+        channel = await self._connection.channel()
+        try:
+            await channel.declare_queue(
+                self.dead_letter_queue_name, durable=True, arguments=self.dead_letter_arguments
+            )
+        except aio_pika.exceptions.ChannelPreconditionFailed as exc:
+            log.warning(
+                "dead-letter queue exists with other arguments; it stays unbounded until "
+                "it is deleted (or bounded by a RabbitMQ policy)",
+                extra={"queue": self.dead_letter_queue_name, "error": str(exc)},
+            )
+        finally:
+            if not channel.is_closed:
+                await channel.close()
 
     # -- publishing --------------------------------------------------------
 

@@ -21,26 +21,41 @@ ALERT_LEVELS: tuple[AlertLevel, ...] = ("none", "low", "medium", "high", "critic
 ProcessingStage = Literal["stage1", "stage2", "failed"]
 PROCESSING_STAGES: tuple[ProcessingStage, ...] = ("stage1", "stage2", "failed")
 
-ExecutionId = Annotated[int, Field(ge=1)]
-Count = Annotated[int, Field(ge=0)]
+# Byte bounds (docs/RELIABILITY.md, "Limits"): a message is checked against
+# MAX_MESSAGE_BYTES before it is parsed, and every text field has a length bound,
+# so no valid message can be large enough to hurt a consumer or its replay buffer.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_TEXT_CHARS = 500  # ids, names, statuses (the raw format's own bound)
+MAX_ERROR_CHARS = 1000  # a Stage 2 error as users see it
+MAX_REASON_CHARS = 2000  # an operator's false-positive reason
+MAX_BATCH_EXECUTIONS = 500  # one executions.new batch (POLLER_BATCH_SIZE is at most this)
+
+# PostgreSQL's BIGINT: an id beyond it can name no execution.
+MAX_EXECUTION_ID = 2**63 - 1
+ExecutionId = Annotated[int, Field(ge=1, le=MAX_EXECUTION_ID)]
+Count = Annotated[int, Field(ge=0, le=2**31 - 1)]
 Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+Reason = Annotated[str, Field(max_length=MAX_REASON_CHARS)]
 
 
 class Contract(BaseModel):
-    """Strict base: wrong types are errors (no coercion), unknown fields are errors."""
+    """Strict base: wrong types are errors (no coercion), unknown fields are errors,
+    and so are non-finite numbers (NaN, Infinity, 1e999): they are not JSON, and a
+    browser would drop the whole event."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ExecutionSummary(Contract):
     """One execution as the dashboard renders it (REST and `execution:batch`)."""
 
     id: ExecutionId
-    workflow_id: str
-    camera_id: str
-    location: str | None = None
-    camera_type: str | None = None
-    status: str
+    workflow_id: Text
+    camera_id: Text
+    location: Text | None = None
+    camera_type: Text | None = None
+    status: Text
     started_at: datetime
     stopped_at: datetime | None = None
     processing_stage: ProcessingStage
@@ -52,17 +67,17 @@ class ExecutionSummary(Contract):
     has_image: bool = False
     telegram_sent: bool | None = None
     extracted_at: datetime | None = None
-    stage2_error: str | None = None
+    stage2_error: Annotated[str, Field(max_length=MAX_ERROR_CHARS)] | None = None
     retry_count: Count = 0
     # Migration 0005; null for sources (or old rows) that lack them.
     captured_at: datetime | None = None
-    device_id: str | None = None
+    device_id: Text | None = None
     # Operator triage (migration 0020): the current mark and acknowledgement.
     false_positive: bool = False
-    false_positive_reason: str | None = None
-    false_positive_by: str | None = None
+    false_positive_reason: Reason | None = None
+    false_positive_by: Text | None = None
     false_positive_at: datetime | None = None
-    acknowledged_by: str | None = None
+    acknowledged_by: Text | None = None
     acknowledged_at: datetime | None = None
     # Counts triage changes; a higher revision is newer knowledge of the fields above.
     triage_revision: Count = 0
@@ -90,21 +105,23 @@ class Detection(Contract):
 class ExecutionDetail(ExecutionSummary):
     """One execution with everything operators need (REST `GET /api/executions/{id}`)."""
 
-    detections: list[Detection] | None = None
-    model_version: str | None = None
-    request_id: str | None = None
+    detections: Annotated[list[Detection], Field(max_length=1000)] | None = None
+    model_version: Text | None = None
+    request_id: Text | None = None
     image_width: Annotated[int, Field(ge=1)] | None = None
     image_height: Annotated[int, Field(ge=1)] | None = None
     telegram_message_id: int | None = None
     # The source workflow's own status (n8n: success, error, canceled, crashed, …).
-    source_status: str | None = None
+    source_status: Text | None = None
     has_webp: bool = False
 
 
 class ExecutionBatch(Contract):
     """`executions.new` → SSE `execution:batch`."""
 
-    executions: Annotated[list[ExecutionSummary], Field(min_length=1)]
+    executions: Annotated[
+        list[ExecutionSummary], Field(min_length=1, max_length=MAX_BATCH_EXECUTIONS)
+    ]
     timestamp: datetime
 
 
@@ -121,7 +138,7 @@ class Stage2Complete(Contract):
 
     execution_id: ExecutionId
     stage: Literal["stage2"] = "stage2"
-    processing_time_ms: Annotated[float, Field(ge=0)]
+    processing_time_ms: Annotated[float, Field(ge=0, le=7 * 24 * 3600 * 1000)]
     extracted_data: ExtractedData
     # Commit time of the Stage 2 transaction; the latency benchmark measures from here.
     timestamp: datetime
@@ -134,7 +151,7 @@ class Stage2Failed(Contract):
 
     execution_id: ExecutionId
     stage: Literal["stage2"] = "stage2"
-    error: Annotated[str, Field(min_length=1)]
+    error: Annotated[str, Field(min_length=1, max_length=MAX_ERROR_CHARS)]
     retry_count: Count
     timestamp: datetime
     # The execution's camera when known (filtered SSE streams route by it).
@@ -156,10 +173,10 @@ class TriageState(Contract):
 
     execution_id: ExecutionId
     false_positive: bool
-    false_positive_reason: str | None = None
-    false_positive_by: str | None = None
+    false_positive_reason: Reason | None = None
+    false_positive_by: Text | None = None
     false_positive_at: datetime | None = None
-    acknowledged_by: str | None = None
+    acknowledged_by: Text | None = None
     acknowledged_at: datetime | None = None
     triage_revision: Count
 
@@ -172,8 +189,8 @@ class ExecutionUpdated(Contract):
     """
 
     action: TriageAction
-    actor: Annotated[str, Field(min_length=1)]
-    reason: str | None = None
+    actor: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+    reason: Reason | None = None
     executions: Annotated[list[TriageState], Field(min_length=1, max_length=MAX_BULK_EXECUTIONS)]
     timestamp: datetime
 
@@ -232,6 +249,10 @@ def spec_for(routing_key: str) -> EventSpec:
 def decode(routing_key: str, body: bytes, schema_version: object) -> BusMessage:
     """Validate a bus message; raise ContractError naming what is wrong."""
     spec = spec_for(routing_key)
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise ContractError(
+            f"{routing_key} message of {len(body)} bytes is over the {MAX_MESSAGE_BYTES} byte bound"
+        )
     if schema_version != SCHEMA_VERSION:
         raise ContractError(
             f"unsupported schema_version {schema_version!r} (expected {SCHEMA_VERSION})"

@@ -90,8 +90,24 @@ async def _keep_session(_: asyncpg.Connection) -> None:
     """
 
 
-async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_keep_session)
+async def create_pool(
+    dsn: str,
+    min_size: int = 1,
+    max_size: int = 10,
+    *,
+    command_timeout: float | None = None,
+    connect_timeout: float = 60.0,
+) -> asyncpg.Pool:
+    """A pool; `command_timeout` bounds every statement (and asyncpg's cancel request
+    after one timed out), `connect_timeout` every new connection (asyncpg's default 60 s)."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        reset=_keep_session,
+        command_timeout=command_timeout,
+        timeout=connect_timeout,
+    )
     assert pool is not None  # create_pool only returns None when not awaited
     return pool
 

@@ -29,6 +29,18 @@ class CommonSettings(BaseSettings):
     # Every service declares the stream, so all must agree on these two.
     event_stream_max_age: str = Field(default="24h", pattern=r"^[1-9][0-9]*[YMDhms]$")
     event_stream_max_bytes: int = Field(default=1_000_000_000, ge=1_000_000)
+    # The dead-letter queue keeps at most this many messages / bytes; past either,
+    # RabbitMQ drops the oldest (docs/RELIABILITY.md, "Limits").
+    dead_letter_max_length: int = Field(default=10_000, ge=1)
+    dead_letter_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+
+    @property
+    def dead_letter_bounds(self) -> dict[str, int]:
+        """Keyword arguments of `Bus` for the dead-letter queue's bounds."""
+        return {
+            "dead_letter_max_length": self.dead_letter_max_length,
+            "dead_letter_max_bytes": self.dead_letter_max_bytes,
+        }
 
 
 class EtlSettings(CommonSettings):
@@ -91,13 +103,18 @@ class EtlSettings(CommonSettings):
     def _empty_dir_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
+    # Honour the raw `demo` block (Stage 2 delay, planned transient failures). Off:
+    # the block is ignored and that is logged and counted (docs/ETL.md).
+    etl_demo_mode: bool = False
+
 
 class PollerSettings(CommonSettings):
     # Prometheus /metrics of the poller (0 = off).
     poller_metrics_port: int = Field(default=0, ge=0, le=65535)
     poller_interval_s: float = Field(default=1.0, gt=0)
     poller_lookback_s: float = Field(default=24 * 3600, gt=0)
-    poller_batch_size: int = Field(default=200, ge=1)
+    # At most the contract's MAX_BATCH_EXECUTIONS (one executions.new message).
+    poller_batch_size: int = Field(default=200, ge=1, le=500)
     # Extra age beyond the look-back before a broadcast id may be trimmed.
     poller_trim_margin_s: float = Field(default=3600, ge=0)
     poller_trim_interval_s: float = Field(default=300, gt=0)
@@ -121,6 +138,10 @@ class GatewaySettings(CommonSettings):
     heartbeat_interval_s: float = Field(default=15.0, gt=0)
     replay_buffer_size: int = Field(default=5000, ge=1)
     client_queue_size: int = Field(default=1000, ge=1)
+    # Byte bounds of the same (docs/RELIABILITY.md, "Limits"): the oldest replay
+    # events go first; a client whose queued events pass its bound is dropped.
+    replay_buffer_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    client_queue_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
     image_dir: Path = Path("data/images")
     api_max_page_size: int = Field(default=200, ge=1)
     # Seconds a dropped client's stream may take to end on its own before it is cut.
@@ -154,6 +175,18 @@ class GatewaySettings(CommonSettings):
     session_ttl_s: float = Field(default=8 * 3600, gt=0)
     # Failed sign-ins / token checks allowed per client address per minute, then 429.
     auth_failures_per_minute: int = Field(default=20, ge=1)
+    # A stalled database: each statement (and each new connection) of the REST API
+    # gives up after gateway_db_timeout_s, and a whole REST request (waiting for a
+    # pooled connection included) after gateway_request_timeout_s; both answer 503.
+    gateway_db_timeout_s: float = Field(default=2.0, gt=0)
+    gateway_request_timeout_s: float = Field(default=5.0, gt=0)
+    # HTTP limits per process (services/gateway/server.py): a request head larger
+    # than this is a 431, one not complete in this time a 408; past this many
+    # connections a request gets 503; an idle keep-alive connection is closed.
+    gateway_max_head_bytes: int = Field(default=32 * 1024, ge=1024)
+    gateway_head_timeout_s: float = Field(default=10.0, gt=0)
+    gateway_max_connections: int = Field(default=10_000, ge=1)
+    gateway_keep_alive_s: int = Field(default=5, ge=1)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

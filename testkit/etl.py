@@ -31,6 +31,7 @@ FAST = {
     "etl_shutdown_grace_s": 5.0,
     "outbox_poll_interval_s": 0.1,
     "outbox_retry_max_s": 0.5,
+    "etl_demo_mode": True,  # the ETL tests use the raw demo block
 }
 
 

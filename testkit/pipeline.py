@@ -33,6 +33,7 @@ FAST_ETL = {
     "ETL_SHUTDOWN_GRACE_S": "2",
     "OUTBOX_POLL_INTERVAL_S": "0.2",
     "OUTBOX_RETRY_MAX_S": "1",
+    "ETL_DEMO_MODE": "true",  # the chaos run's Stage 2 delays and transient failures
 }
 FAST_POLLER = {"POLLER_INTERVAL_S": "0.2", "POLLER_PUBLISH_TIMEOUT_S": "5"}
 FAST_GATEWAY = {"HEARTBEAT_INTERVAL_S": "1", "GATEWAY_STARTUP_TIMEOUT_S": "120"}
@@ -79,8 +80,12 @@ class Pipeline:
 
 
 def etl_worker(env: dict[str, str], name: str = "etl-worker", **settings: object) -> ServiceProcess:
-    """An ETL worker process (not started); settings become environment variables."""
-    full_env = {**env, **{k.upper(): str(v) for k, v in settings.items()}}
+    """An ETL worker process (not started); settings become environment variables.
+
+    In demo mode: the tests and benchmarks that start workers this way use the raw
+    `demo` block (Stage 2 delays for out-of-order completion, planned failures).
+    """
+    full_env = {**env, "ETL_DEMO_MODE": "true", **{k.upper(): str(v) for k, v in settings.items()}}
     return ServiceProcess(COMMANDS["etl"], full_env, name)
 
 

@@ -20,6 +20,10 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        # Cleared by stall(): connections stay open (and new ones are accepted) but
+        # no byte is forwarded either way — a database that hangs, not one that is down.
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self.connections_made = 0
 
     # -- control (called from any thread) ---------------------------------
@@ -35,6 +39,13 @@ class TcpProxy:
 
     def restore(self) -> None:
         self._call(self._listen())
+
+    def stall(self) -> None:
+        """Keep every connection open but forward nothing until resume()."""
+        self._loop.call_soon_threadsafe(self._flowing.clear)
+
+    def resume(self) -> None:
+        self._loop.call_soon_threadsafe(self._flowing.set)
 
     def stop(self) -> None:
         self._call(self._shutdown())
@@ -92,10 +103,10 @@ class TcpProxy:
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
         self._writers.difference_update((writer, up_writer))
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):

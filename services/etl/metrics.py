@@ -17,6 +17,10 @@ JOBS_FAILED = Counter(
     "Failed Stage 2 attempts, by kind and whether the job was given up.",
     ["kind", "final"],  # kind: malformed | transient | lease_expired
 )
+DEMO_HOOKS_IGNORED = Counter(
+    "smokesignal_etl_demo_hooks_ignored_total",
+    "Raw executions whose demo block was ignored because ETL_DEMO_MODE is off.",
+)
 JOBS_IN_FLIGHT = Gauge("smokesignal_etl_jobs_in_flight", "Stage 2 jobs being processed now.")
 PROCESSING_SECONDS = Histogram(
     "smokesignal_etl_processing_seconds",

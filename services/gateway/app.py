@@ -19,6 +19,7 @@ from services.gateway.auth import Authenticator, public
 from services.gateway.auth import routes as auth_routes
 from services.gateway.auth.headers import SecurityHeaders
 from services.gateway.consumer import StreamLog
+from services.gateway.deadline import RequestDeadline, database_unavailable_response
 from services.gateway.deps import Resources
 from services.gateway.hub import Hub, send_heartbeats
 from services.gateway.metrics import build_registry
@@ -42,7 +43,11 @@ def _lifespan(resources: Resources) -> Callable[[FastAPI], AbstractAsyncContextM
         timeout = settings.gateway_startup_timeout_s
         await migrate_when_reachable(settings.database_url, give_up_after_s=timeout)
         resources.pool = await create_pool(
-            settings.database_url, settings.db_pool_min, settings.db_pool_max
+            settings.database_url,
+            settings.db_pool_min,
+            settings.db_pool_max,
+            command_timeout=settings.gateway_db_timeout_s,
+            connect_timeout=settings.gateway_db_timeout_s,
         )
         bus = Bus.for_settings(settings)
         stream_log = StreamLog(bus, resources.hub, settings.replay_buffer_size)
@@ -96,17 +101,20 @@ def warn_when_open(authenticator: Authenticator) -> None:
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    # A lost database connection is an outage to report (503), not a server bug (500).
+    # A lost or stalled database connection is an outage to report (503), not a
+    # server bug (500). TimeoutError: a statement past GATEWAY_DB_TIMEOUT_S.
     log.warning("database unavailable", extra={"path": request.url.path, "error": repr(exc)})
-    return JSONResponse(
-        {"detail": "database unavailable, retry shortly"},
-        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-    )
+    return database_unavailable_response()
 
 
 def create_app(settings: GatewaySettings, *, static_dir: Path = STATIC_DIR) -> FastAPI:
     """The app; `static_dir` holds the dashboard (index.html is served at `/`)."""
-    hub = Hub(replay_size=settings.replay_buffer_size, client_queue_size=settings.client_queue_size)
+    hub = Hub(
+        replay_size=settings.replay_buffer_size,
+        client_queue_size=settings.client_queue_size,
+        replay_max_bytes=settings.replay_buffer_max_bytes,
+        client_queue_max_bytes=settings.client_queue_max_bytes,
+    )
     resources = Resources(settings=settings, hub=hub)
     app = FastAPI(title="smokesignal gateway", lifespan=_lifespan(resources))
     app.state.resources = resources
@@ -120,7 +128,14 @@ def create_app(settings: GatewaySettings, *, static_dir: Path = STATIC_DIR) -> F
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(
+        RequestDeadline,
+        timeout_s=settings.gateway_request_timeout_s,
+        prefix="/api/",
+        exclude=frozenset({"/api/events"}),
+    )
     app.add_exception_handler(ConnectionError, _database_unavailable)
+    app.add_exception_handler(TimeoutError, _database_unavailable)
     app.add_exception_handler(asyncpg.PostgresConnectionError, _database_unavailable)
     app.add_exception_handler(asyncpg.InterfaceError, _database_unavailable)
     app.include_router(health.router)

@@ -27,11 +27,28 @@ def query_error(name: str, message: str, value: object) -> RequestValidationErro
     )
 
 
-def as_utc(value: datetime | None) -> datetime | None:
-    # An ISO-8601 time without an offset is taken as UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+# The accepted range of since/until. Python's datetime reaches year 1 with any
+# offset, which PostgreSQL's driver cannot send (0001-01-01T00:00+23:59 is in year 0
+# in UTC): a time outside this range is a 422, never a database error.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def as_utc(value: datetime | None, name: str = "since") -> datetime | None:
+    """`value` in UTC (a time without an offset is taken as UTC), within the range."""
+    if value is None:
+        return None
+    try:
+        in_utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not EARLIEST <= in_utc <= LATEST:
+        raise query_error(
+            name,
+            f"{name} must be between {EARLIEST.isoformat()} and {LATEST.isoformat()}",
+            value.isoformat(),
+        )
+    return in_utc
 
 
 def execution_filter(
@@ -46,7 +63,7 @@ def execution_filter(
         bool | None, Query(description="true: only false positives; false: hide them")
     ] = None,
 ) -> ExecutionFilter:
-    since, until = as_utc(since), as_utc(until)
+    since, until = as_utc(since, "since"), as_utc(until, "until")
     if since is not None and until is not None and since >= until:
         raise query_error("until", "until must be later than since", until.isoformat())
     return ExecutionFilter(

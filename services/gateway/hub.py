@@ -16,8 +16,9 @@ event is projected once per distinct filter and framed once per projection,
 so the cost per event grows with the number of filters in use and the number
 of clients served, never with their product.
 
-Each client has its own bounded queue. ``publish`` never waits: a client whose
-queue is full is dropped at once (its stream ends, it can resume by
+The replay buffer is bounded by count and by bytes (the oldest events go
+first). Each client has its own queue, bounded by count and by bytes. ``publish``
+never waits: a client whose queue is full is dropped at once (its stream ends, it can resume by
 Last-Event-ID), so a slow browser neither slows the others nor grows memory.
 Heartbeats go through the same queues (one hub task for all clients, not a
 timer per connection).
@@ -110,9 +111,21 @@ class Client:
     per connection is what limits how many clients one process holds.
     """
 
-    __slots__ = ("_events", "_limit", "_waiter", "drop_reason", "ended", "filter", "id")
+    __slots__ = (
+        "_bytes",
+        "_events",
+        "_limit",
+        "_max_bytes",
+        "_waiter",
+        "drop_reason",
+        "ended",
+        "filter",
+        "id",
+    )
 
-    def __init__(self, id: str, limit: int, event_filter: EventFilter = ALL) -> None:
+    def __init__(
+        self, id: str, limit: int, event_filter: EventFilter = ALL, max_bytes: int = 2**62
+    ) -> None:
         self.id = id
         self.filter = event_filter
         self.drop_reason: str | None = None
@@ -121,6 +134,11 @@ class Client:
         # None is the end-of-stream marker queued when the client is dropped.
         self._events: deque[Event | None] = deque()
         self._limit = limit
+        # Bytes of the queued events: a client that stopped reading keeps events
+        # alive after the replay buffer let them go, so count bounds alone do not
+        # bound memory. One event is always accepted, however large.
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._waiter: asyncio.Future[None] | None = None
 
     @property
@@ -129,9 +147,13 @@ class Client:
 
     def offer(self, event: Event) -> bool:
         """Queue `event` without waiting; False when the queue is full."""
-        if len(self._events) >= self._limit:
+        size = len(event.wire)
+        if len(self._events) >= self._limit or (
+            self._events and self._bytes + size > self._max_bytes
+        ):
             return False
         self._events.append(event)
+        self._bytes += size
         self._wake()
         return True
 
@@ -143,12 +165,20 @@ class Client:
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._events.popleft()
+        event = self._events.popleft()
+        if event is not None:
+            self._bytes -= len(event.wire)
+        return event
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._bytes
 
     def pending(self) -> list[Event | None]:
         """Take everything queued (tests)."""
         items = list(self._events)
         self._events.clear()
+        self._bytes = 0
         return items
 
     def end(self, reason: str, last: Event | None = None) -> None:
@@ -156,8 +186,10 @@ class Client:
         (after `last`, when given: a final word such as `session:expired`)."""
         self.drop_reason = reason
         self._events.clear()
+        self._bytes = 0
         if last is not None:
             self._events.append(last)
+            self._bytes += len(last.wire)
         self._events.append(None)
         self._wake()
         if not self.ended.done():
@@ -189,9 +221,20 @@ def reset_data(reason: str) -> str:
 
 
 class Hub:
-    def __init__(self, *, replay_size: int, client_queue_size: int) -> None:
-        self._buffer: deque[Event] = deque(maxlen=replay_size)
+    def __init__(
+        self,
+        *,
+        replay_size: int,
+        client_queue_size: int,
+        replay_max_bytes: int = 2**62,
+        client_queue_max_bytes: int = 2**62,
+    ) -> None:
+        self._buffer: deque[Event] = deque()
+        self._replay_size = replay_size
+        self._replay_max_bytes = replay_max_bytes
+        self._buffer_bytes = 0
         self._client_queue_size = client_queue_size
+        self._client_queue_max_bytes = client_queue_max_bytes
         # Clients by filter, then by id: an event is projected once per filter.
         self._groups: dict[EventFilter, dict[str, Client]] = {}
         self._client_ids = itertools.count(1)
@@ -223,15 +266,31 @@ class Hub:
         if tag is None:
             tag = fingerprint(None, data.encode())
         sse = Event(event, data, event_id(offset, tag), offset)
-        if len(self._buffer) == self._buffer.maxlen:
-            self._before_oldest = self._buffer[0]
-        self._buffer.append(sse)
+        self._keep_for_replay(sse)
         self._head = sse
         self.stats.events_published[event] += 1
         self._offer_all(sse)
         if self._advanced is not None and not self._advanced.done():
             self._advanced.set_result(None)
         return sse
+
+    def _keep_for_replay(self, event: Event) -> None:
+        """Append to the replay buffer, evicting the oldest past its count or byte bound.
+
+        The newest event always stays; the last one evicted is remembered (a
+        client that saw it has missed only the ring).
+        """
+        self._buffer.append(event)
+        self._buffer_bytes += len(event.wire)
+        while len(self._buffer) > 1 and (
+            len(self._buffer) > self._replay_size or self._buffer_bytes > self._replay_max_bytes
+        ):
+            self._before_oldest = self._buffer.popleft()
+            self._buffer_bytes -= len(self._before_oldest.wire)
+
+    @property
+    def replay_bytes(self) -> int:
+        return self._buffer_bytes
 
     def heartbeat(self) -> None:
         """Queue a `heartbeat` (no id, not kept for replay) for every client."""
@@ -288,7 +347,12 @@ class Hub:
         when the ring cannot serve it (the route reads older positions back from
         the stream before calling this).
         """
-        client = Client(client_id or self.next_client_id(), self._client_queue_size, event_filter)
+        client = Client(
+            client_id or self.next_client_id(),
+            self._client_queue_size,
+            event_filter,
+            self._client_queue_max_bytes,
+        )
         backlog: list[Event] = []
         if after_offset is not None:
             backlog = self._backlog_after(after_offset, event_filter)

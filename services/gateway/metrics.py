@@ -25,6 +25,11 @@ class HubCollector(Collector):
         yield GaugeMetricFamily(
             "gateway_sse_clients", "SSE clients connected now", value=self.hub.client_count
         )
+        yield GaugeMetricFamily(
+            "gateway_replay_buffer_bytes",
+            "bytes of the events kept for Last-Event-ID replay (REPLAY_BUFFER_MAX_BYTES bounds it)",
+            value=self.hub.replay_bytes,
+        )
         yield CounterMetricFamily(
             "gateway_sse_connections", "SSE connections accepted", value=stats.connections
         )

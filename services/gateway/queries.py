@@ -23,11 +23,18 @@ def encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"before_id": last_id}).encode()).decode()
 
 
+# What encode_cursor issues is ~50 characters; anything much longer is not ours,
+# and is refused before it is decoded (a deeply nested JSON made json.loads recurse).
+MAX_CURSOR_CHARS = 200
+
+
 def decode_cursor(cursor: str) -> int:
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise CursorError("invalid cursor: pass next_cursor from a previous page")
     try:
         payload = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         before_id = payload["before_id"]
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeError):
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeError, RecursionError):
         raise CursorError("invalid cursor: pass next_cursor from a previous page") from None
     # executions.id is a BIGINT: anything outside 1..2**63-1 would overflow the driver (500).
     if not isinstance(before_id, int) or isinstance(before_id, bool) or not 1 <= before_id < 2**63:

@@ -98,7 +98,12 @@ def test_quick_suite_runs_every_benchmark(tmp_path: Path) -> None:
         "triage_detail",
         "layers",
         "workers",
+        "soak",
     }
+    soak = benchmarks["soak"]["result"]
+    assert set(soak["services"]) == {"gateway", "etl", "poller"}
+    assert all(s["samples_after_warmup"] >= 2 for s in soak["services"].values())
+    assert soak["clients_lost"] == 0
     failover = benchmarks["failover"]["result"]
     assert failover["resets"] == failover["missing"] == failover["duplicates"] == 0
     layers = {v["variant"] for v in benchmarks["layers"]["result"]["variants"]}

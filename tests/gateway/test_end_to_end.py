@@ -41,6 +41,7 @@ async def test_every_out_of_order_completion_reaches_the_sse_client(
         "GATEWAY_PORT": str(port),
         "ETL_CONCURRENCY": "4",
         "ETL_RETRY_BASE_S": "0.1",
+        "ETL_DEMO_MODE": "true",  # the raw demo block's delays make completions out of order
         "POLLER_INTERVAL_S": "0.2",
     }
     gateway = service_process(["services.gateway"], env, "gateway")

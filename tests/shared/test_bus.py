@@ -38,7 +38,7 @@ async def _dead_letters(bus: Bus, expected: int) -> list[aio_pika.abc.AbstractIn
     connection = await aio_pika.connect(bus.amqp_url)
     try:
         channel = await connection.channel()
-        queue = await channel.declare_queue(bus.dead_letter_queue_name, durable=True)
+        queue = await channel.declare_queue(bus.dead_letter_queue_name, passive=True)
         found: list[aio_pika.abc.AbstractIncomingMessage] = []
         for _ in range(100):
             message = await queue.get(fail=False)

@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 1000
 
+# What PostgreSQL (or asyncpg, encoding a value) raises for a value it cannot store:
+# bad text or numbers, out-of-range values, a violated constraint. Not outages.
+DATABASE_REFUSALS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
 
 ConnOrPool = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 
@@ -72,25 +76,32 @@ async def ingest_execution_outcome(
         if "\x00" in text:
             raise MalformedExecution("malformed raw execution: contains a NUL character")
         envelope = parse_envelope(text)
+        meta = envelope.metadata
+        try:
+            stored = await conn_or_pool.fetchval(
+                queries.INSERT_EXECUTION,
+                envelope.execution_id,
+                envelope.workflow_id,
+                meta.device_id,
+                meta.location,
+                meta.camera_type,
+                envelope.status,
+                envelope.started_at,
+                envelope.stopped_at,
+                text,
+                meta.captured_at,
+            )
+        except DATABASE_REFUSALS as exc:
+            # Validation should leave nothing the database refuses; if something is
+            # still refused, it is this input's fault: its rejection, not a crash.
+            raise MalformedExecution(
+                f"malformed raw execution: the database refused it ({type(exc).__name__}: {exc})"
+            ) from None
     except MalformedExecution as exc:
-        await record_rejected(conn_or_pool, source, str(exc), raw)
+        await record_rejected(conn_or_pool, source, str(exc).replace("\x00", "\ufffd"), raw)
         metrics.INGESTED.labels("rejected").inc()
         log.warning("rejected raw execution", extra={"source": source, "error": str(exc)})
         raise
-    meta = envelope.metadata
-    stored = await conn_or_pool.fetchval(
-        queries.INSERT_EXECUTION,
-        envelope.execution_id,
-        envelope.workflow_id,
-        meta.device_id,
-        meta.location,
-        meta.camera_type,
-        envelope.status,
-        envelope.started_at,
-        envelope.stopped_at,
-        text,
-        meta.captured_at,
-    )
     result = "stored" if stored is not None else "duplicate"
     metrics.INGESTED.labels(result).inc()
     log.info(

@@ -8,10 +8,12 @@ string-to-number coercion). The format is documented in docs/ETL.md.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -30,20 +32,40 @@ DetectionMode = Literal["smoke-only", "fire-only", "fire-and-smoke"]
 ExecutionStatus = Literal["success", "error", "canceled", "crashed", "running", "waiting", "new"]
 ImageMimeType = Literal["image/jpeg", "image/png", "image/webp"]
 
-NonEmptyStr = Annotated[str, Field(min_length=1, max_length=500)]
+# Text PostgreSQL can store: no NUL character (a JSON "\u0000" passes JSON parsing).
+NonEmptyStr = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]*$")]
+
+
+def _storable(value: datetime) -> datetime:
+    """A time PostgreSQL's driver can send: one that exists in UTC, years 1-9999.
+
+    `0001-01-01T00:00:00+05:00` is valid ISO 8601 but falls in year 0 in UTC.
+    """
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            "time is outside the range that can be stored (years 1-9999 UTC)"
+        ) from None
+
+
+StorableTime = Annotated[AwareDatetime, AfterValidator(_storable)]
 Pixels = Annotated[float, Field(ge=0)]
 PositivePixels = Annotated[float, Field(gt=0)]
 
 
 class RawModel(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True, populate_by_name=True)
+    # No NaN / Infinity / 1e999: they are not JSON, and would travel on into events.
+    model_config = ConfigDict(
+        strict=True, extra="ignore", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class ExecutionMetadata(RawModel):
     device_id: NonEmptyStr
     location: NonEmptyStr | None = None
     camera_type: CameraType
-    captured_at: AwareDatetime
+    captured_at: StorableTime
 
 
 class RawEnvelope(RawModel):
@@ -52,8 +74,8 @@ class RawEnvelope(RawModel):
     execution_id: ExecutionId
     workflow_id: NonEmptyStr
     status: ExecutionStatus
-    started_at: AwareDatetime
-    stopped_at: AwareDatetime | None = None
+    started_at: StorableTime
+    stopped_at: StorableTime | None = None
     metadata: ExecutionMetadata
 
     @model_validator(mode="after")
@@ -124,7 +146,7 @@ class Telegram(RawModel):
     sent: bool
     chat_id: NonEmptyStr | None = None
     message_id: int | None = None
-    sent_at: AwareDatetime | None = None
+    sent_at: StorableTime | None = None
 
 
 class DemoOptions(RawModel):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.etl import metrics
 from services.etl.errors import DemoTransientFailure, MalformedExecution
 from services.etl.stage1.raw_format import Inference, RawExecution, parse_execution
 from services.etl.stage2.images import ImageLimits, save_execution_image
@@ -17,6 +19,8 @@ from services.etl.stage2.n8n_run import NodeNames
 # Defaults: SAI's node names, no binary store, no WebP rendition.
 NO_N8N = N8nStage2Config(NodeNames(), None, None)
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class Stage2Config:
@@ -24,12 +28,27 @@ class Stage2Config:
     limits: ImageLimits
     # How executions that came from n8n are read (node names, binary store).
     n8n: N8nStage2Config = NO_N8N
+    # ETL_DEMO_MODE: honour the raw `demo` block. Off by default: in production
+    # input it would let anyone who can ingest stall a worker's slots.
+    demo_mode: bool = False
 
 
-async def apply_demo_options(execution: RawExecution, attempt: int) -> None:
-    """Honour the demo block: be slow (out-of-order completion) and/or fail the first N tries."""
+async def apply_demo_options(execution: RawExecution, attempt: int, *, enabled: bool) -> None:
+    """Honour the demo block: be slow (out-of-order completion) and/or fail the first N tries.
+
+    With demo mode off the block is ignored — the execution is processed normally —
+    and that is recorded: a warning log line and a metric (first attempt only).
+    """
     demo = execution.demo
-    if demo is None:
+    if demo is None or not (demo.stage2_delay_ms or demo.transient_failures):
+        return
+    if not enabled:
+        if attempt == 1:
+            metrics.DEMO_HOOKS_IGNORED.inc()
+            log.warning(
+                "demo block ignored: ETL_DEMO_MODE is off",
+                extra={"execution_id": execution.execution_id},
+            )
         return
     if demo.stage2_delay_ms:
         await asyncio.sleep(demo.stage2_delay_ms / 1000)
@@ -85,7 +104,7 @@ async def run_stage2(
             f"malformed raw execution: execution_id is {execution.execution_id} "
             f"but it is stored as execution {execution_id}"
         )
-    await apply_demo_options(execution, attempt)
+    await apply_demo_options(execution, attempt, enabled=config.demo_mode)
     image = None
     if execution.image is not None:
         # Decoding, verifying and thumbnailing are CPU work: keep the event loop free.

@@ -17,6 +17,7 @@ from asyncpg.pool import PoolConnectionProxy
 from services.etl import queries
 from services.etl.stage2.images import StoredImage
 from shared.contracts import (
+    MAX_ERROR_CHARS,
     AlertLevel,
     ExtractedData,
     RoutingKey,
@@ -25,8 +26,6 @@ from shared.contracts import (
     encode,
 )
 from shared.outbox import OUTBOX_CHANNEL, write_event
-
-MAX_ERROR_CHARS = 1000
 
 # A connection of its own or one borrowed from a pool.
 Connection = asyncpg.Connection | PoolConnectionProxy

@@ -63,6 +63,7 @@ class WorkerConfig:
                     binary_dir=settings.n8n_binary_data_dir,
                     webp_max_px=settings.etl_webp_max_px or None,
                 ),
+                demo_mode=settings.etl_demo_mode,
             ),
         )
 

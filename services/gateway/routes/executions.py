@@ -45,7 +45,7 @@ async def list_executions(
     settings: Settings,
     filters: FilterDep,
     limit: Annotated[int, Query(ge=1)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=queries.MAX_CURSOR_CHARS)] = None,
 ) -> ExecutionPage:
     """Newest first (by id), keyset-paginated: pass `next_cursor` back as `cursor`."""
     if limit > settings.api_max_page_size:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from services.gateway import queries, triage
 from services.gateway.auth import OperatorDep, Principal, require_viewer
 from services.gateway.deps import Pool
+from services.gateway.filters import as_utc
 from shared.contracts import MAX_BULK_EXECUTIONS, ExecutionDetail, ExecutionSummary, TriageState
 
 # Reading needs the viewer role; every change needs an operator (OperatorDep below).
@@ -214,4 +215,5 @@ async def list_open_alerts(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AlertList:
     """High/critical results not yet acknowledged nor marked false positive, newest first."""
-    return AlertList(items=await queries.open_alerts(pool, since, limit))
+    # The same accepted range as the filters' since (a 422, never a database error).
+    return AlertList(items=await queries.open_alerts(pool, as_utc(since, "since"), limit))
