@@ -44,6 +44,8 @@ def gateway_process(
             "METRICS_PORT": "0",
             "GATEWAY_TOKEN": "",
             "GATEWAY_STARTUP_TIMEOUT_S": "10",
+            # One worker process: the per-process limits are what is tested.
+            "GATEWAY_WORKERS": "1",
             **overrides,
         }
         process = service_process(["services.gateway"], env, name="gateway")
