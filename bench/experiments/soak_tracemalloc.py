@@ -99,7 +99,7 @@ async def main(
         }
     return {
         "soak": {k: v for k, v in result.items() if k != "samples"},
-        "rss_samples_gateway": result["samples"]["gateway"],
+        "rss_samples": result["samples"],
         "dumps": [{k: v for k, v in d.items() if k != "sites"} for d in dumps],
         "malloc_trim": trims,
         "live_growth_by_site_bytes": dict(sorted(growth.items(), key=lambda kv: -abs(kv[1]))),
@@ -114,4 +114,4 @@ if __name__ == "__main__":
     report = asyncio.run(main(duration, warmup, trace_python=not untraced))
     out = OUT.with_name("soak_untraced.json") if untraced else OUT
     out.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k != "rss_samples_gateway"}, indent=1))
+    print(json.dumps({k: v for k, v in report.items() if k != "rss_samples"}, indent=1))
