@@ -185,7 +185,8 @@ class GatewaySettings(CommonSettings):
     # connections a request gets 503; an idle keep-alive connection is closed.
     gateway_max_head_bytes: int = Field(default=32 * 1024, ge=1024)
     gateway_head_timeout_s: float = Field(default=10.0, gt=0)
-    gateway_max_connections: int = Field(default=10_000, ge=1)
+    # Above the 10,000 SSE clients one process is benchmarked to hold (docs/BENCHMARKS.md).
+    gateway_max_connections: int = Field(default=20_000, ge=1)
     gateway_keep_alive_s: int = Field(default=5, ge=1)
 
     @field_validator("cors_origins", mode="before")
