@@ -313,6 +313,9 @@ async def test_hostile_requests_get_clear_errors_and_leave_data_and_streams_unto
             image_dir=tmp_path / "images",
             gateway_token=TOKEN,
             heartbeat_interval_s=60.0,
+            # This test sends dozens of wrong tokens on purpose; the failed-check rate
+            # limit (429 after 20 a minute) is tested in tests/gateway/test_auth.py.
+            auth_failures_per_minute=10_000,
         )
     )
     try:
