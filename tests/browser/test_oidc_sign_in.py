@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from playwright.async_api import Error as PlaywrightError
@@ -215,3 +216,76 @@ async def test_a_forged_callback_is_refused(page: Page, oidc_gateway) -> None:
     await expect(page.locator("body")).to_contain_text("Sign-in failed")
     session = await (await page.context.request.get(f"{gateway.base_url}/auth/session")).json()
     assert session["signed_in"] is False
+
+
+OPERATOR_CONTROLS = (
+    "#operator-name",
+    '#detail [data-action="toggle-fp"]',
+    '#detail [data-action="acknowledge"]',
+    '#detail .triage-reason input[name="reason"]',
+)
+
+
+async def open_high_alert(page: Page, executions: Executions, db_pool: asyncpg.Pool) -> Locator:
+    """Execution 903: a recent, unacknowledged high alert (so the banner and the detail
+    would both offer an acknowledgement); returns its gallery card."""
+    await executions.add_pending(903)
+    await executions.store_completion(903, Outcome(alert_level="high", has_smoke=True))
+    # Recent: the banner loads the open alerts of the last 24 hours.
+    await db_pool.execute(
+        "UPDATE executions SET started_at = now() - interval '1 minute' WHERE id = 903"
+    )
+    return card(page, 903)
+
+
+async def test_a_viewer_sees_no_operator_controls(
+    page: Page, oidc_gateway, executions: Executions, db_pool: asyncpg.Pool
+) -> None:
+    gateway = await oidc_gateway()
+    high = await open_high_alert(page, executions, db_pool)
+    await page.goto(f"{gateway.base_url}/")
+    await sign_in_through_popup(page, "vic")
+    await expect(page.locator("#connection-status")).to_have_attribute("data-state", "live")
+    await expect(page.locator("body")).to_have_attribute("data-can-operate", "false")
+    # The alert is on the page, but nothing a viewer cannot do is offered for it.
+    entry = page.locator("#alert-banner .alert-entry")
+    await expect(entry).to_be_visible()
+    await expect(entry.locator('[data-action="alert-open"]')).to_be_visible()
+    await expect(entry.locator('[data-action="alert-ack"]')).to_be_hidden()
+    await expect(high.locator(".card-check")).to_be_hidden()
+    await high.locator(".card-open").click()
+    await expect(page.locator("#detail")).to_be_visible()
+    for selector in OPERATOR_CONTROLS:
+        await expect(page.locator(selector)).to_be_hidden()
+    # Nor does the keyboard shortcut mark anything.
+    await page.keyboard.press("f")
+    await expect(page.locator("#detail .triage-message")).to_have_text("")
+    assert not await db_pool.fetchval("SELECT false_positive FROM executions WHERE id = 903")
+
+
+async def test_an_operator_sees_the_controls_and_a_revoked_role_is_explained(
+    page: Page, oidc_gateway, executions: Executions, db_pool: asyncpg.Pool
+) -> None:
+    gateway = await oidc_gateway()
+    high = await open_high_alert(page, executions, db_pool)
+    await page.goto(f"{gateway.base_url}/")
+    await sign_in_through_popup(page, "ana")
+    await expect(page.locator("#connection-status")).to_have_attribute("data-state", "live")
+    entry = page.locator("#alert-banner .alert-entry")
+    await expect(entry.locator('[data-action="alert-ack"]')).to_be_visible()
+    await expect(high.locator(".card-check")).to_be_visible()
+    await high.locator(".card-open").click()
+    for selector in OPERATOR_CONTROLS:
+        await expect(page.locator(selector)).to_be_visible()
+
+    # The operator role is taken away during the session: the click is refused, the page
+    # says why in words and removes the controls.
+    await db_pool.execute("UPDATE auth_sessions SET roles = ARRAY['viewer'] WHERE subject = 'ana'")
+    await page.locator('#detail [data-action="toggle-fp"]').click()
+    await expect(page.locator("#detail .triage-message")).to_contain_text(
+        "no longer has the operator role"
+    )
+    for selector in OPERATOR_CONTROLS:
+        await expect(page.locator(selector)).to_be_hidden()
+    await expect(entry.locator('[data-action="alert-ack"]')).to_be_hidden()
+    assert not await db_pool.fetchval("SELECT false_positive FROM executions WHERE id = 903")

@@ -153,7 +153,7 @@ export class AlertCenter {
         </div>
         <div class="alert-buttons">
           <button type="button" class="button" data-action="alert-open"></button>
-          <button type="button" class="button button-strong" data-action="alert-ack"></button>
+          <button type="button" class="button button-strong operator-only" data-action="alert-ack"></button>
         </div>`;
       this.#list.prepend(entry.element);
     }

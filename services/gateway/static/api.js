@@ -1,7 +1,7 @@
 // REST client for the gateway API. The session cookie goes by itself; a 401 asks the
 // user to sign in (again) and retries.
 
-import { csrfHeaders, signIn } from "./auth.js";
+import { csrfHeaders, loadSession, signIn } from "./auth.js";
 import { apiParams } from "./filters.js";
 import { t } from "./i18n.js";
 
@@ -33,6 +33,7 @@ const KNOWN_DETAILS = [
   [/until must be later than since/, "errors.range_order"],
   [/invalid cursor/, "errors.cursor"],
   [/database (unavailable|not connected)/, "errors.database"],
+  [/needs the operator role/, "errors.needs_operator"],
 ];
 
 /**
@@ -95,6 +96,13 @@ export async function postJson(path, body) {
     if (response.status === 401) {
       await signIn();
       continue;
+    }
+    if (response.status === 403) {
+      // Refused although the page offered the control: the roles changed during this
+      // session. Ask again who we are, so the controls this user lacks disappear.
+      const error = await apiError(response);
+      await loadSession().catch(() => {});
+      throw error;
     }
     if (!response.ok) throw await apiError(response);
     return response.json();

@@ -28,6 +28,7 @@ import { Gallery } from "./gallery.js";
 import { bindLanguageSwitch, t, translatePage } from "./i18n.js";
 import { LiveConnection } from "./live.js";
 import { bindOperatorName } from "./operator.js";
+import { canOperate } from "./roles.js";
 import { Selection } from "./selection.js";
 import { Announcer, ConnectionBadge, ErrorBanner } from "./status.js";
 import {
@@ -337,6 +338,11 @@ function showUser(session) {
   const user = session?.signed_in && session.mode !== "none" ? session.user : null;
   box.hidden = user == null;
   if (user) box.querySelector(".user-name").textContent = t("user.signed_in_as", { name: user.name });
+  // Operator controls (`.operator-only`) are hidden by style.css unless this says so;
+  // no-auth mode signs everyone in as an anonymous admin, so they show there.
+  const operate = canOperate(session?.signed_in ? session.user : null);
+  document.body.dataset.canOperate = String(operate);
+  if (!operate) selection.clear();
 }
 
 async function main() {

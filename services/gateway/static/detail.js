@@ -392,7 +392,8 @@ export class DetailView {
     else if (key === " ") {
       if (!event.repeat) this.#player.start(event.shiftKey ? 10 : 3);
     } else if (key === "b" || key === "B") this.#viewer.toggleBoxes();
-    else if (key === "f" || key === "F") this.#toggleFalsePositive();
+    else if ((key === "f" || key === "F") && document.body.dataset.canOperate === "true")
+      this.#toggleFalsePositive();
     else handled = false;
     if (handled) event.preventDefault();
   }
