@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -41,6 +42,10 @@ async def test_language_follows_the_browser_and_the_switch_sticks(
     # Numbers per locale: a decimal comma in Spanish.
     await expect(page.locator("#detail .detail-fields")).to_contain_text("87,5")
     await page.keyboard.press("Escape")
+    # The dialog's close event drops ?execution= from the URL; switching the
+    # language before it ran would reload straight back into the detail view.
+    await expect(page.locator("#detail")).not_to_have_attribute("open", "")
+    await expect(page).not_to_have_url(re.compile(r"[?&]execution="))
 
     await page.locator("#language").select_option("en")
     await page.wait_for_load_state()
