@@ -11,12 +11,14 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    # hide_input_in_errors: a bad setting is named, but the environment (secrets
+    # such as DATABASE_URL or GATEWAY_TOKEN) is never echoed into the error.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/smokesignal"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
@@ -97,6 +99,15 @@ class EtlSettings(CommonSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _ingest_needs_a_token(self) -> EtlSettings:
+        # Refused before anything starts: an open ingest port would accept anyone.
+        if self.ingest_port and self.ingest_token is None:
+            raise ValueError(
+                "INGEST_PORT is set but INGEST_TOKEN is not: the ingest endpoint needs one"
+            )
+        return self
 
     @field_validator("n8n_binary_data_dir", mode="before")
     @classmethod

@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
+from pydantic import ValidationError
 
 from services.gateway.auth.sessions import SESSION_COOKIE
+from shared.settings import EtlSettings
 from testkit.net import free_port, wait_http_ready
 from testkit.processes import ServiceProcess
 
@@ -94,3 +96,17 @@ def test_a_secret_in_a_logged_query_string_is_redacted(
     assert err.count("[REDACTED]") == 5, err
     assert SECRET not in err
     assert "last_event_id=1" in err and "state=abc" in err  # the rest stays readable
+
+
+def test_a_settings_error_names_the_setting_but_never_echoes_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Short, so pydantic's own truncation of long values cannot hide it by luck.
+    secret = "hunter2"
+    monkeypatch.setenv("DATABASE_URL", secret)
+    monkeypatch.setenv("INGEST_PORT", "8081")
+    monkeypatch.delenv("INGEST_TOKEN", raising=False)
+    with pytest.raises(ValidationError) as refused:
+        EtlSettings()
+    assert "INGEST_PORT is set but INGEST_TOKEN is not" in str(refused.value)
+    assert secret not in str(refused.value)
