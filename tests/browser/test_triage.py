@@ -13,6 +13,7 @@ import asyncio
 import io
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -318,7 +319,8 @@ async def test_zoom_pan_and_the_camera_sequence_in_time_order(
     # Esc closes, and the URL no longer names an execution.
     await page.keyboard.press("Escape")
     await expect(detail).to_be_hidden()
-    assert "execution=" not in page.url
+    # The URL changes on the dialog's close event, after it is hidden: wait for it.
+    await expect(page).not_to_have_url(re.compile(r"[?&]execution="))
 
 
 async def test_false_positive_marked_on_one_page_shows_on_another(
