@@ -7,7 +7,6 @@ number of executions.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -26,41 +25,16 @@ class Count(BaseModel):
     exact: bool = True  # always, today; a client shows "about" when it is not
 
 
-class Totals(BaseModel):
-    executions: int
-    smoke: int
-    false_positives: int
-    detections: int
-    average_confidence: float | None
-    by_level: dict[str, int]
-    pending: int
-    failed: int
-
-
-class Bucket(BaseModel):
-    start: datetime
-    totals: Totals
-
-
 class TimeSeries(BaseModel):
     interval: stats.Interval
     tz: str
-    buckets: list[Bucket]
-
-
-class Ranked(BaseModel):
-    key: str | None
-    totals: Totals
+    buckets: list[stats.Bucket]
 
 
 class Ranking(BaseModel):
     by: stats.RankBy
     order: str
-    items: list[Ranked]
-
-
-def _totals(totals: stats.Totals) -> Totals:
-    return Totals.model_validate(totals, from_attributes=True)
+    items: list[stats.Ranked]
 
 
 @router.get("/count")
@@ -70,9 +44,9 @@ async def count(pool: Pool, filters: FilterDep) -> Count:
 
 
 @router.get("/summary")
-async def summary(pool: Pool, filters: FilterDep) -> Totals:
+async def summary(pool: Pool, filters: FilterDep) -> stats.Totals:
     """Totals: executions, smoke detections, alert levels, false positives, confidence."""
-    return _totals(await stats.summary(pool, filters))
+    return await stats.summary(pool, filters)
 
 
 TimeZoneParam = Annotated[str, Query(min_length=1, max_length=64)]
@@ -89,11 +63,7 @@ async def timeseries(
     if not stats.valid_time_zone(tz):
         raise query_error("tz", "unknown time zone (use an IANA name like America/Cordoba)", tz)
     buckets = await stats.timeseries(pool, filters, interval, tz)
-    return TimeSeries(
-        interval=interval,
-        tz=tz,
-        buckets=[Bucket(start=bucket.start, totals=_totals(bucket.totals)) for bucket in buckets],
-    )
+    return TimeSeries(interval=interval, tz=tz, buckets=buckets)
 
 
 @router.get("/ranking")
@@ -106,11 +76,7 @@ async def ranking(
 ) -> Ranking:
     """Cameras or locations with the most smoke detections (or false positives)."""
     items = await stats.ranking(pool, filters, by, order, limit)
-    return Ranking(
-        by=by,
-        order=order,
-        items=[Ranked(key=item.key, totals=_totals(item.totals)) for item in items],
-    )
+    return Ranking(by=by, order=order, items=items)
 
 
 class LocationList(BaseModel):
