@@ -15,6 +15,10 @@ class MalformedExecution(PermanentError, ValueError):
     """A raw execution that does not match the documented format; names the field."""
 
 
+class ExecutionIdTaken(MalformedExecution):
+    """A raw execution whose id an n8n execution already has (they share `executions.id`)."""
+
+
 class InvalidImage(PermanentError, ValueError):
     """The execution's image is not a usable image (bad base64, not an image, too big)."""
 

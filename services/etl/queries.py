@@ -34,7 +34,14 @@ SELECT id, $10, 'n8n' FROM inserted
 RETURNING execution_id
 """
 
-RECORDED_IDS = "SELECT id FROM executions WHERE id = ANY($1::bigint[])"
+# Which of these ids are taken, and by which source ('raw' or 'n8n'): n8n and raw
+# ingest share `executions.id`, so an id taken by the other source is a collision.
+RECORDED_IDS = """SELECT e.id, coalesce(r.source_format, 'raw') AS source_format
+FROM executions e LEFT JOIN execution_raw r ON r.execution_id = e.id
+WHERE e.id = ANY($1::bigint[])"""
+
+TAKEN_BY = """SELECT coalesce(r.source_format, 'raw') FROM executions e
+LEFT JOIN execution_raw r ON r.execution_id = e.id WHERE e.id = $1"""
 
 N8N_FLOOR = "SELECT floor_id FROM n8n_catchup WHERE source = $1"
 
@@ -43,6 +50,12 @@ ON CONFLICT (source) DO UPDATE
 SET floor_id = greatest(n8n_catchup.floor_id, EXCLUDED.floor_id), updated_at = now()"""
 
 INSERT_REJECTED = "INSERT INTO rejected_inputs (source, error, excerpt) VALUES ($1, $2, $3)"
+
+# An n8n execution whose id raw ingest already took: recorded once per source and id.
+INSERT_ID_COLLISION = """INSERT INTO rejected_inputs (source, error, excerpt, execution_id)
+VALUES ($1, $2, NULL, $3)
+ON CONFLICT (source, execution_id) WHERE execution_id IS NOT NULL DO NOTHING
+RETURNING id"""
 
 # -- Stage 2: the job queue --------------------------------------------------
 

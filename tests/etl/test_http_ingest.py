@@ -1,9 +1,11 @@
-"""HTTP ingest in the ETL process: its own token, 413, 422 naming the field, idempotent."""
+"""HTTP ingest in the ETL process: its own token, 413, 422 naming the field, 409 for an
+n8n execution's id, idempotent."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -11,6 +13,7 @@ import httpx
 import pytest
 
 from services.demo.generator import make_raw_execution
+from services.etl import queries
 from services.etl.stage1.http_ingest import ingest_app
 from testkit.net import free_port
 from testkit.processes import ServiceProcess
@@ -41,6 +44,19 @@ async def test_a_raw_execution_is_stored_once(
     again = await http.post("/ingest", content=body)
     assert (again.status_code, again.json()) == (200, {"execution_id": 31, "stored": False})
     assert await db_pool.fetchval("SELECT count(*) FROM stage2_jobs WHERE execution_id = 31") == 1
+
+
+async def test_an_id_an_n8n_execution_has_is_409_and_recorded(
+    http: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    now = datetime.now(UTC)
+    await db_pool.fetchval(
+        queries.INSERT_N8N_EXECUTION, 32, "wf", "cam", None, None, "success", now, now, None, "[{}]"
+    )
+    response = await http.post("/ingest", content=json.dumps(make_raw_execution(32)))
+    assert response.status_code == 409
+    assert "id 32 is already taken by an n8n execution" in response.json()["detail"]
+    assert await db_pool.fetchval("SELECT source FROM rejected_inputs") == "http"
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ the catch-up, and n8n's database missing at start, lost mid-run, or without its 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -13,7 +14,10 @@ from typing import Any
 import asyncpg
 import pytest
 
+from services.demo.generator import make_raw_execution
+from services.etl.errors import ExecutionIdTaken
 from services.etl.stage1 import n8n_trigger
+from services.etl.stage1.ingest import ingest_execution
 from services.etl.stage1.n8n_source import N8nSource, N8nSourceConfig
 from services.etl.stage2.n8n_run import NodeNames
 from testkit.tcp_proxy import TcpProxy
@@ -204,6 +208,45 @@ async def test_n8n_database_lost_mid_run(
                 lambda: _recorded_all(db_pool, during), "catch-up after the loss", alive=[task]
             )
         assert await recorded(db_pool) == first | during
+    finally:
+        await conn.close()
+
+
+async def test_an_id_taken_by_the_other_source_is_refused_both_ways(
+    n8n_url: str, db_pool: asyncpg.Pool
+) -> None:
+    """n8n and raw ingest share `executions.id`: neither may silently stand for the other."""
+    conn = await asyncpg.connect(n8n_url)
+    try:
+        await n8n_trigger.install(conn, CHANNEL)
+        await ingest_execution(db_pool, json.dumps(make_raw_execution(2)))  # raw took id 2
+        ids = await finish_some(conn, 3)  # n8n's 1, 2, 3: its 2 collides
+        assert ids == {1, 2, 3}
+        source = N8nSource(db_pool, source_config(n8n_url))
+        async with running(source) as task:
+            await wait_until(lambda: _recorded_all(db_pool, ids), "n8n's runs", alive=[task])
+            await wait_until(lambda: _rounds(source, 3), "more catch-up rounds", alive=[task])
+            assert await db_pool.fetchval("SELECT floor_id FROM n8n_catchup") == 3
+        rows = await db_pool.fetch("SELECT execution_id, source_format FROM execution_raw")
+        formats = {r["execution_id"]: r["source_format"] for r in rows}
+        assert formats == {1: "n8n", 2: "raw", 3: "n8n"}, "the raw execution is left as it was"
+        refused = await db_pool.fetch("SELECT * FROM rejected_inputs")
+        assert len(refused) == 1, "said once, however many rounds and NOTIFYs saw it"
+        assert refused[0]["execution_id"] == 2
+        assert refused[0]["source"] == f"n8n:{tables.WORKFLOW_ID}"
+        assert "execution id 2 is already taken by a raw execution" in refused[0]["error"]
+
+        # The other way: a raw execution with an id n8n already has.
+        with pytest.raises(ExecutionIdTaken, match="id 3 is already taken by an n8n execution"):
+            await ingest_execution(db_pool, json.dumps(make_raw_execution(3)), source="test")
+        assert (
+            await db_pool.fetchval("SELECT count(*) FROM rejected_inputs WHERE source = 'test'")
+            == 1
+        )
+        assert (
+            await db_pool.fetchval("SELECT source_format FROM execution_raw WHERE execution_id = 3")
+            == "n8n"
+        )
     finally:
         await conn.close()
 

@@ -5,7 +5,8 @@
 Same validation as the CLI; 413 above INGEST_MAX_BYTES (checked before the
 body is read when Content-Length says so, and while reading otherwise); 422
 naming the field; idempotent on the execution id (a repeat answers 200 with
-`"stored": false`). `GET /health` reports the database and the n8n source.
+`"stored": false`); 409 when an n8n execution already has that id. `GET /health`
+reports the database and the n8n source.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from services.etl.errors import MalformedExecution
+from services.etl.errors import ExecutionIdTaken, MalformedExecution
 from services.etl.stage1.ingest import ingest_execution_outcome
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ def ingest_app(
             )
         try:
             execution_id, stored = await ingest_execution_outcome(pool, body, source="http")
+        except ExecutionIdTaken as exc:
+            return JSONResponse({"detail": str(exc)}, 409)
         except MalformedExecution as exc:
             return JSONResponse({"detail": str(exc)}, 422)
         return JSONResponse({"execution_id": execution_id, "stored": stored})

@@ -14,7 +14,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from services.etl import metrics, queries
-from services.etl.errors import MalformedExecution
+from services.etl.errors import ExecutionIdTaken, MalformedExecution
 from services.etl.stage1.raw_format import parse_envelope
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,8 @@ async def ingest_execution_outcome(
             raise MalformedExecution(
                 f"malformed raw execution: the database refused it ({type(exc).__name__}: {exc})"
             ) from None
+        if stored is None:
+            await _refuse_if_taken_by_n8n(conn_or_pool, envelope.execution_id)
     except MalformedExecution as exc:
         await record_rejected(conn_or_pool, source, str(exc).replace("\x00", "\ufffd"), raw)
         metrics.INGESTED.labels("rejected").inc()
@@ -109,6 +111,17 @@ async def ingest_execution_outcome(
         extra={"execution_id": envelope.execution_id, "source": source},
     )
     return envelope.execution_id, stored is not None
+
+
+async def _refuse_if_taken_by_n8n(conn_or_pool: ConnOrPool, execution_id: int) -> None:
+    """A duplicate id is a no-op only if the id is a raw execution: n8n's ids share
+    `executions.id`, and a raw input must never pass for (or hide) an n8n run."""
+    # A new statement: it sees the row whose insert made ours a no-op (committed by then).
+    if await conn_or_pool.fetchval(queries.TAKEN_BY, execution_id) == "n8n":
+        raise ExecutionIdTaken(
+            f"execution id {execution_id} is already taken by an n8n execution "
+            "(n8n and raw ingest share one id space; docs/N8N.md)"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,7 +123,23 @@ async def record_executions(
                 "recorded n8n execution",
                 extra={"execution_id": execution_id, "source_status": row["status"]},
             )
+        elif await pool.fetchval(queries.TAKEN_BY, row["id"]) != "n8n":
+            await refuse_collision(pool, row["id"], config)
     return stored
+
+
+async def refuse_collision(pool: asyncpg.Pool, execution_id: int, config: N8nSourceConfig) -> None:
+    """An n8n execution whose id raw ingest (CLI, HTTP, generator) already took: it
+    cannot be recorded (one `executions.id` space). Said once, loudly, in
+    rejected_inputs; the id counts as handled, so the catch-up's floor moves on."""
+    error = (
+        f"n8n execution {execution_id} not recorded: execution id {execution_id} is already "
+        "taken by a raw execution (CLI, HTTP ingest or generator) in this database; "
+        "n8n and raw ingest share one id space (docs/N8N.md)"
+    )
+    if await pool.fetchval(queries.INSERT_ID_COLLISION, config.source_key, error, execution_id):
+        metrics.INGESTED.labels("rejected").inc()
+        log.error("n8n execution id taken", extra={"execution_id": execution_id, "error": error})
 
 
 async def catch_up(n8n: asyncpg.Connection, pool: asyncpg.Pool, config: N8nSourceConfig) -> int:
@@ -138,7 +154,11 @@ async def catch_up(n8n: asyncpg.Connection, pool: asyncpg.Pool, config: N8nSourc
             break
         rows = [SourceRow(r["id"], r["status"], r["deleted"], r["settled"]) for r in page]
         finished = [row.id for row in rows if row.finished]
-        recorded = {r["id"] for r in await pool.fetch(queries.RECORDED_IDS, finished)}
+        taken = await pool.fetch(queries.RECORDED_IDS, finished)
+        recorded = {r["id"] for r in taken}
+        for r in taken:
+            if r["source_format"] != "n8n":
+                await refuse_collision(pool, r["id"], config)
         missing = to_record(rows, recorded)
         if missing:
             stored = await record_executions(n8n, pool, missing, config)
