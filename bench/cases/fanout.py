@@ -16,6 +16,7 @@ HTTP POST → nchan → SSE. Both carry the same Stage2Complete JSON body.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -177,11 +178,14 @@ async def run_gateway(
     return results
 
 
-async def run_nchan(counts: list[int], singles: int, burst: int) -> list[dict[str, Any]]:
+async def run_nchan(
+    counts: list[int], singles: int, burst: int, workers: int = 1
+) -> list[dict[str, Any]]:
+    """`workers` nginx worker processes on one port; RSS and CPU summed over all of them."""
     results = []
     async with httpx.AsyncClient(timeout=30) as http:
         for connections in counts:
-            with NchanServer() as nchan:
+            with NchanServer(workers=workers) as nchan:
                 channel = unique("fanout")
 
                 async def publish(
@@ -194,25 +198,47 @@ async def run_nchan(counts: list[int], singles: int, burst: int) -> list[dict[st
                     )
                     response.raise_for_status()
 
+                # The master's pid: RSS and CPU are summed over it and its workers
+                # (the master's share is constant, so it cancels out per connection).
                 target = Target(
-                    "nchan", nchan.port, nchan.subscribe_path(channel), nchan.worker_pid(), publish
+                    "nchan", nchan.port, nchan.subscribe_path(channel), nchan.process.pid, publish
                 )
                 results.append(await measure(target, connections, singles, burst))
     return results
 
 
 async def run_workers(
-    connections: int = 10000, singles: int = 5, burst: int = 20
+    connections: int = 10000, singles: int = 5, burst: int = 20, peer: bool = True
 ) -> dict[str, Any]:
-    """The same fan-out with 1 and with 2 gateway worker processes on one port.
+    """The same fan-out with 1 and with 2 worker processes on one port, gateway and nchan.
 
-    RSS and CPU are summed over the supervisor and its workers; the kernel
-    spreads the connections over the workers (SO_REUSEPORT).
+    RSS and CPU are summed over every process of a server (the gateway's supervisor
+    and its workers; nginx's master and its workers); the kernel spreads the
+    connections over the workers (SO_REUSEPORT; nginx `listen … reuseport`).
+    Same client program, same run, so the ratios hold under load.
     """
     raise_nofile_limit()
-    one = await run_gateway([connections], singles, burst, None, workers=1)
-    two = await run_gateway([connections], singles, burst, None, workers=2)
-    return {"connections": connections, "workers_1": one[0], "workers_2": two[0]}
+    result: dict[str, Any] = {"connections": connections}
+    for workers in (1, 2):
+        (result[f"workers_{workers}"],) = await run_gateway(
+            [connections], singles, burst, None, workers=workers
+        )
+        if peer:
+            (result[f"nchan_workers_{workers}"],) = await run_nchan(
+                [connections], singles, burst, workers=workers
+            )
+    if peer:
+        result["to_last_p50_ratio_gateway_over_nchan"] = {
+            f"workers_{w}": _to_last_ratio(result[f"workers_{w}"], result[f"nchan_workers_{w}"])
+            for w in (1, 2)
+        }
+    return result
+
+
+def _to_last_ratio(ours: dict[str, Any], theirs: dict[str, Any]) -> float | None:
+    """Gateway ÷ nchan, p50 over the single events of 'one event to the last client'."""
+    a, b = ours["one_event_to_all_ms"]["p50_ms"], theirs["one_event_to_all_ms"]["p50_ms"]
+    return round(a / b, 3) if b and math.isfinite(a) and math.isfinite(b) else None
 
 
 async def run(

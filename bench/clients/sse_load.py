@@ -4,7 +4,8 @@ It shares 2 cores with the server it measures, so it parses as little as it can:
 after the response head, each connection only counts occurrences of a marker
 (a byte string that appears once in every benchmark event) and stamps the
 arrival time of the k-th occurrence into a preallocated array. Events reach a
-connection in order, so the k-th occurrence is the k-th published event.
+connection in order, so the k-th occurrence is the k-th published event. With a
+`beat_marker` it also counts heartbeats per connection (the held-connections case).
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from typing import cast
 
 
 class FanoutConnection(asyncio.Protocol):
-    __slots__ = ("client", "count", "head", "index", "ready", "tail", "transport")
+    __slots__ = ("beats", "client", "count", "head", "index", "ready", "tail", "transport")
 
     def __init__(self, client: FanoutClient, index: int) -> None:
         self.client = client
         self.index = index
         self.count = 0
+        self.beats = 0
         self.head: bytes | None = b""
         self.tail = b""
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -47,14 +49,19 @@ class FanoutConnection(asyncio.Protocol):
                 self.ready.set_exception(ConnectionError(status.decode(errors="replace")))
                 return
             self.ready.set_result(None)
-        marker = self.client.marker
-        buffer = self.tail + data
-        hits = buffer.count(marker)
+        client = self.client
+        tail = self.tail
+        buffer = tail + data
+        # The tail holds no whole marker of the longest length, but may hold a shorter
+        # one already counted: count in the buffer minus what the tail alone held.
+        hits = buffer.count(client.marker) - tail.count(client.marker)
         if hits:
-            self.client.record(self.index, self.count, hits)
+            client.record(self.index, self.count, hits)
             self.count += hits
+        if client.beat_marker:
+            self.beats += buffer.count(client.beat_marker) - tail.count(client.beat_marker)
         # Keep just enough to find a marker split across two reads.
-        self.tail = buffer[-(len(marker) - 1) :]
+        self.tail = buffer[-client.keep :]
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.ready.done():
@@ -75,12 +82,19 @@ class FanoutClient:
         max_events: int,
         headers: dict[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        beat_marker: bytes = b"",
+        source_address: str | None = None,
     ) -> None:
+        """`source_address`: bind every connection to it (127.0.0.2, …): one source
+        address has only the ephemeral port range (~28k ports) towards one server port."""
         head = {"Host": f"{host}:{port}", "Accept": "text/event-stream", **(headers or {})}
         lines = [f"GET {path} HTTP/1.1", *(f"{k}: {v}" for k, v in head.items()), "", ""]
         self.request = "\r\n".join(lines).encode()
         self.host, self.port, self.size = host, port, connections
         self.marker = marker
+        self.beat_marker = beat_marker
+        self.keep = max(len(marker), len(beat_marker)) - 1
+        self.local_addr = (source_address, 0) if source_address else None
         self.max_events = max_events
         self.clock = clock
         self.connections: list[FanoutConnection] = []
@@ -110,7 +124,10 @@ class FanoutClient:
         async def open_one(index: int) -> None:
             async with gate:
                 _, protocol = await loop.create_connection(
-                    lambda: FanoutConnection(self, index), self.host, self.port
+                    lambda: FanoutConnection(self, index),
+                    self.host,
+                    self.port,
+                    local_addr=self.local_addr,
                 )
                 self.connections.append(protocol)
                 await protocol.ready
@@ -131,6 +148,10 @@ class FanoutClient:
     def delivery_times(self, event_index: int, sent_at: float) -> list[float]:
         """Seconds from `sent_at` to arrival, for each connection that got the event."""
         return [t - sent_at for t in self.arrivals[event_index] if not math.isnan(t)]
+
+    def beats(self) -> list[int]:
+        """Heartbeats each connection received so far."""
+        return [connection.beats for connection in self.connections]
 
     def received(self, event_index: int) -> int:
         return self.size - self.pending[event_index]

@@ -2,8 +2,11 @@
 
 The bench writes its own nginx.conf into a temp dir and runs nginx in the
 foreground there (`-p <tmpdir> -c <conf>`, `daemon off`, pid file in the temp
-dir) with one worker process, the same footing as one gateway process.
-Subscribers use EventSource on /sub/<channel>; events are POSTed to /pub/<channel>.
+dir) with one worker process, the same footing as one gateway process — or with
+N workers on one port (`reuseport`: the kernel spreads connections over them, as
+over the gateway's SO_REUSEPORT workers). Subscribers use EventSource on
+/sub/<channel>; events are POSTed to /pub/<channel>. Pings are SSE events named
+`heartbeat`, like the gateway's, so one client program counts both.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ NCHAN_MODULE = Path("/usr/lib/nginx/modules/ngx_nchan_module.so")
 
 CONF_TEMPLATE = """\
 load_module {module};
-worker_processes 1;
+worker_processes {workers};
 daemon off;
 pid {root}/nginx.pid;
 error_log {root}/error.log warn;
@@ -39,11 +42,12 @@ http {{
     scgi_temp_path {root}/scgi;
     nchan_shared_memory_size 128m;
     server {{
-        listen 127.0.0.1:{port} backlog=8192;
+        listen 127.0.0.1:{port} backlog=8192{reuseport};
         location ~ ^/sub/(\\w+)$ {{
             nchan_subscriber eventsource;
             nchan_channel_id $1;
-            nchan_eventsource_ping_interval 15;
+            nchan_eventsource_ping_interval {ping_s};
+            nchan_eventsource_ping_event heartbeat;
         }}
         location ~ ^/pub/(\\w+)$ {{
             nchan_publisher;
@@ -76,7 +80,10 @@ def ensure_installed() -> None:
 class NchanServer:
     """nginx with nchan in a temp prefix; `with NchanServer() as nchan: ...`."""
 
-    def __init__(self, connections: int = 16000, nofile: int = 20000) -> None:
+    def __init__(
+        self, connections: int = 16000, nofile: int = 20000, workers: int = 1, ping_s: int = 15
+    ) -> None:
+        """`connections`, `nofile`: per worker (the hard RLIMIT_NOFILE here is 20,000)."""
         ensure_installed()
         self.root = Path(tempfile.mkdtemp(prefix="smokesignal-bench-nchan-"))
         self.port = free_port()
@@ -88,6 +95,9 @@ class NchanServer:
                 port=self.port,
                 connections=connections,
                 nofile=nofile,
+                workers=workers,
+                reuseport=" reuseport" if workers > 1 else "",
+                ping_s=ping_s,
             )
         )
         self.process = ManagedProcess(
@@ -116,10 +126,14 @@ class NchanServer:
                 time.sleep(0.05)
         raise TimeoutError(f"nchan did not answer; {self.error_log()}")
 
-    def worker_pid(self) -> int:
-        """The worker process (it holds the connections), child of the nginx master."""
+    def worker_pids(self) -> list[int]:
+        """The worker processes (they hold the connections), children of the nginx master."""
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        pids = [int(p) for p in children.read_text().split()]
+        return [int(p) for p in children.read_text().split()]
+
+    def worker_pid(self) -> int:
+        """The one worker process of a one-worker server."""
+        pids = self.worker_pids()
         if len(pids) != 1:
             raise RuntimeError(f"expected one nginx worker, found {pids}")
         return pids[0]

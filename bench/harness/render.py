@@ -11,28 +11,16 @@ import sys
 from typing import Any
 
 from bench.harness.infra import REPO_ROOT, RESULTS
+from bench.harness.markdown import command_line as _cmd
+from bench.harness.markdown import table
+from bench.harness.render_scale import scale_out
 
 DOC = REPO_ROOT / "docs" / "BENCHMARKS.md"
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
 
 
-def table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return [*lines, ""]
-
-
 def _cpu(percent: dict[str, float]) -> str:
     return ", ".join(f"{name} {value}%" for name, value in percent.items())
-
-
-def _cmd(entry: dict[str, Any]) -> str:
-    load = entry["machine"]["load_average"]
-    return (
-        f"Command: `{entry['command']}` — finished {entry['finished_at']}, took "
-        f"{entry['duration_s']} s; load average before {load}, after "
-        f"{entry['load_average_after']}."
-    )
 
 
 def render(document: dict[str, Any]) -> list[str]:
@@ -188,6 +176,7 @@ def render(document: dict[str, Any]) -> list[str]:
             + ".",
             "",
         ]
+    out += scale_out(b)
     if "stage2" in b:
         e = b["stage2"]
         r = e["result"]

@@ -55,6 +55,41 @@ def _peer(r: dict[str, Any]) -> tuple[bool, str]:
     return worst >= 0.5, ", ".join(f"{n}: {v}x" for n, v in ratios.items())
 
 
+def _workers_held(r: dict[str, Any]) -> tuple[bool, str]:
+    n = r["connections"]
+    held = [r[f"workers_{w}"]["connected"] for w in (1, 2)]
+    return n >= 10000 and held == [n, n], f"{held[0]:,} / {held[1]:,} of {n:,} held"
+
+
+def _workers_vs_nchan(r: dict[str, Any]) -> tuple[bool, str]:
+    ratios = r["to_last_p50_ratio_gateway_over_nchan"]
+    ok = r["connections"] >= 10000 and all(v is not None and v <= 1.0 for v in ratios.values())
+    text = ", ".join(f"{k.replace('_', ' ')}: {v}x" for k, v in ratios.items())
+    return ok, f"{text} at {r['connections']:,}"
+
+
+def _idle_rss(r: dict[str, Any]) -> tuple[bool, str]:
+    kib = [r[f"workers_{w}"]["rss_per_connection_kib"] for w in (1, 2)]
+    ok = r["connections"] >= 10000 and max(kib) <= 8
+    return ok, f"{kib[0]} KiB (1 worker), {kib[1]} KiB (2 workers) at {r['connections']:,}"
+
+
+def _capacity(r: dict[str, Any]) -> tuple[bool, str]:
+    x = r["gateway"]
+    n = x["connections"]
+    ok = (
+        n >= 40000
+        and x["held_at_end"] == n
+        and x["heartbeat_misses"] == 0
+        and x["every_client_every_event"]
+    )
+    return ok, (
+        f"{x['held_at_end']:,}/{n:,} held on {x['workers']} workers, "
+        f"{x['heartbeat_misses']} heartbeat misses, every event to every client: "
+        f"{x['every_client_every_event']}"
+    )
+
+
 def _stage2(r: dict[str, Any]) -> tuple[bool, str]:
     one = next(x for x in r["runs"] if x["processes"] == 1)["per_process_per_s"]
     return one is not None and one >= 200, f"{one}/s with one process"
@@ -100,6 +135,18 @@ TARGETS = (
     Target("fanout", "≤ 50 KiB RSS per connection", _rss),
     Target("fanout", "one event to 5,000 clients p99 ≤ 250 ms", _one_event),
     Target("fanout", "≥ 0.5x nchan's delivered events/s", _peer),
+    Target("workers", "10,000 clients held with 1 and with 2 gateway workers", _workers_held),
+    Target(
+        "workers",
+        "one event to the last of 10,000 clients ≤ 1.0x nchan (same workers, same client)",
+        _workers_vs_nchan,
+    ),
+    Target("workers", "≤ 8 KiB RSS per idle SSE connection (all processes)", _idle_rss),
+    Target(
+        "capacity",
+        "40,000 clients across workers: all held, 0 heartbeat misses, every event to all",
+        _capacity,
+    ),
     Target("stage2", "≥ 200 executions/s per process (100 KB JPEGs)", _stage2),
     Target("poller", "≤ 10 ms per cycle at 1M executions", _poller),
     Target("failover", "SIGKILL a gateway: 0 resets, 0 missing, 0 duplicates", _failover),

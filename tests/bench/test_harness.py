@@ -12,6 +12,7 @@ import asyncpg
 
 from bench.clients.old_polling import OldPollingBaseline
 from bench.clients.sse_load import FanoutClient, FanoutConnection
+from bench.clients.swarm import shares
 from bench.harness.nchan import installed as nchan_installed
 from bench.harness.stats import percentile
 from testkit.poller import old_cursor_select as select_new
@@ -33,6 +34,26 @@ async def test_load_client_counts_a_marker_split_across_reads() -> None:
     assert connection.count == 3
     assert [client.received(k) for k in range(3)] == [1, 1, 1]
     assert connection.ready.done()
+
+
+async def test_load_client_counts_heartbeats_beside_events() -> None:
+    """Two markers: the shorter one may sit whole in the kept tail; it is counted once."""
+    client = FanoutClient("127.0.0.1", 1, "/", 1, MARKER, max_events=2, beat_marker=b"event: hb")
+    connection = FanoutConnection(client, 0)
+    connection.data_received(b"HTTP/1.1 200 OK\r\n\r\n")
+    stream = b"event: hb\r\ndata: {}\r\n\r\n" + b'data: {"processing_time_ms":2}\n\n' * 2
+    stream += b"event: hb\r\n\r\n"
+    for cut in (9, 1, 30, 5, 40):  # one read ends right after a whole heartbeat marker
+        connection.data_received(stream[:cut])
+        stream = stream[cut:]
+    connection.data_received(stream)
+    assert (connection.count, connection.beats) == (2, 2)
+    assert client.beats() == []  # beats() lists connected ones; this one was built by hand
+
+
+def test_swarm_shares_split_evenly() -> None:
+    assert shares(10, 4) == [3, 3, 2, 2]
+    assert sum(shares(40_000, 4)) == 40_000
 
 
 def test_percentile_interpolates() -> None:
@@ -98,6 +119,7 @@ def test_quick_suite_runs_every_benchmark(tmp_path: Path) -> None:
         "triage_detail",
         "layers",
         "workers",
+        "capacity",
         "soak",
     }
     soak = benchmarks["soak"]["result"]
@@ -111,6 +133,12 @@ def test_quick_suite_runs_every_benchmark(tmp_path: Path) -> None:
     assert layers == expected_layers | ({"nchan"} if nchan_installed() else set())
     workers = benchmarks["workers"]["result"]
     assert workers["workers_2"]["connected"] == workers["connections"]
+    capacity = benchmarks["capacity"]["result"]
+    for server in ("gateway", "nchan") if nchan_installed() else ("gateway",):
+        held = capacity[server]
+        assert held["held_at_end"] == held["connections"]
+        assert held["every_client_every_event"]
+        assert held["heartbeat_misses"] == 0
     fan = benchmarks["fanout"]["result"]
     # nchan only where it is installed: the smoke test installs no system package.
     for server in ("gateway", "nchan") if nchan_installed() else ("gateway",):
