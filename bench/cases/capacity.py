@@ -25,7 +25,6 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,6 +34,8 @@ from bench.harness.infra import (
     bench_database,
     delete_exchange,
     exchange_name,
+    open_sockets,
+    process_rss_kib,
     process_tree,
     raise_nofile_limit,
     service_env,
@@ -52,6 +53,22 @@ BEAT_MARKER = f"event: {SSE_HEARTBEAT}".encode()
 SETTLE_S = 0.5
 
 
+@dataclass(frozen=True)
+class Scale:
+    """The case's size; `python -m bench capacity --set connections=10000` changes one."""
+
+    connections: int = 40_000
+    workers: int = 4  # gateway workers, and nginx workers for nchan
+    members: int = 4  # client processes, one source address each
+    heartbeat_s: int = 5  # whole seconds: nchan's ping interval is
+    hold_intervals: float = 2.5
+    events: int = 3
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.heartbeat_s, int):
+            raise TypeError(f"heartbeat_s must be whole seconds, got {self.heartbeat_s!r}")
+
+
 @dataclass
 class Server:
     """A running SSE server: its root pid (its workers are its descendants)."""
@@ -65,21 +82,7 @@ class Server:
 
 def process_state(pid: int) -> dict[int, tuple[int, int]]:
     """For `pid` and its descendants: (VmRSS KiB, open sockets)."""
-    state = {}
-    for member in process_tree(pid):
-        rss = next(
-            int(line.split()[1])
-            for line in Path(f"/proc/{member}/status").read_text().splitlines()
-            if line.startswith("VmRSS:")
-        )
-        sockets = 0
-        for fd in Path(f"/proc/{member}/fd").iterdir():
-            try:
-                sockets += fd.readlink().name.startswith("socket:")
-            except FileNotFoundError:
-                continue  # closed meanwhile
-        state[member] = (rss, sockets)
-    return state
+    return {m: (process_rss_kib(m), open_sockets(m)) for m in process_tree(pid)}
 
 
 def per_process(
@@ -101,16 +104,12 @@ def per_process(
     return rows
 
 
-async def measure(
-    server: Server,
-    connections: int,
-    members: int,
-    heartbeat_s: float,
-    hold_intervals: float,
-    events: int,
-) -> dict[str, Any]:
+async def measure(server: Server, scale: Scale) -> dict[str, Any]:
+    connections, events = scale.connections, scale.events
     before = process_state(server.pid)
-    swarm = Swarm(server.port, server.path, connections, members, MARKER, BEAT_MARKER, 1 + events)
+    swarm = Swarm(
+        server.port, server.path, connections, scale.members, MARKER, BEAT_MARKER, 1 + events
+    )
     async with swarm:
         held_at_start = (await swarm.status())["held"]
         await server.publish(0)  # warm-up: the first write allocates each connection's buffers
@@ -119,10 +118,10 @@ async def measure(
         after = process_state(server.pid)
 
         start_beats = await swarm.beats()
-        hold_s = hold_intervals * heartbeat_s
+        hold_s = scale.hold_intervals * scale.heartbeat_s
         await asyncio.sleep(hold_s)
         got = [b - a for a, b in zip(start_beats, await swarm.beats(), strict=True)]
-        expected = math.floor(hold_intervals)
+        expected = math.floor(scale.hold_intervals)
 
         delivered, to_last, delays = [], [], []
         for k in range(1, 1 + events):
@@ -146,7 +145,7 @@ async def measure(
         "rss_total_before_kib": sum(r["rss_before_kib"] for r in rows),
         "rss_total_after_kib": sum(r["rss_after_kib"] for r in rows),
         "rss_per_connection_kib": round(rss_added / connections, 2),
-        "heartbeat_s": heartbeat_s,
+        "heartbeat_s": scale.heartbeat_s,
         "hold_s": hold_s,
         "heartbeats_expected_per_client": expected,
         "heartbeats_per_client": {"min": min(got, default=0), "max": max(got, default=0)},
@@ -162,23 +161,14 @@ async def measure(
     }
 
 
-async def run_gateway(
-    connections: int,
-    workers: int,
-    members: int,
-    heartbeat_s: float,
-    hold_intervals: float,
-    events: int,
-) -> dict[str, Any]:
+async def run_gateway(scale: Scale) -> dict[str, Any]:
     exchange = exchange_name("capacity")
     async with bench_database("capacity") as database_url:
         env = service_env(database_url, exchange)
         bus = Bus(env["AMQP_URL"], exchange)
         await bus.connect()
         gateway = Gateway(
-            env,
-            heartbeat_interval_s=heartbeat_s,
-            gateway_workers=workers,
+            env, heartbeat_interval_s=scale.heartbeat_s, gateway_workers=scale.workers
         )
         try:
             await gateway.start()
@@ -187,27 +177,21 @@ async def run_gateway(
                 await bus.publish(stage2_complete(index + 1, detection_count=3))
 
             server = Server("gateway", gateway.port, "/api/events", gateway.pid, publish)
-            result = await measure(
-                server, connections, members, heartbeat_s, hold_intervals, events
-            )
+            result = await measure(server, scale)
         finally:
             gateway.stop()
             await bus.close()
             await delete_exchange(exchange)
-    return {"workers": workers, **result}
+    return {"workers": scale.workers, **result}
 
 
-async def run_nchan(
-    connections: int,
-    workers: int,
-    members: int,
-    heartbeat_s: float,
-    hold_intervals: float,
-    events: int,
-) -> dict[str, Any]:
+async def run_nchan(scale: Scale) -> dict[str, Any]:
     channel = unique("capacity")
-    per_worker = connections // workers + 4000  # reuseport spreads unevenly; room for it
-    with NchanServer(connections=per_worker, workers=workers, ping_s=round(heartbeat_s)) as nchan:
+    # reuseport spreads connections unevenly: room for it in each worker.
+    per_worker = scale.connections // scale.workers + 4000
+    with NchanServer(
+        connections=per_worker, workers=scale.workers, ping_s=scale.heartbeat_s
+    ) as nchan:
         async with httpx.AsyncClient(timeout=30) as http:
 
             async def publish(index: int) -> None:
@@ -222,28 +206,16 @@ async def run_nchan(
             server = Server(
                 "nchan", nchan.port, nchan.subscribe_path(channel), nchan.process.pid, publish
             )
-            result = await measure(
-                server, connections, members, heartbeat_s, hold_intervals, events
-            )
-    return {"workers": workers, **result}
+            result = await measure(server, scale)
+    return {"workers": scale.workers, **result}
 
 
-async def run(
-    connections: int = 40_000,
-    workers: int = 4,
-    members: int = 4,
-    heartbeat_s: float = 5.0,
-    hold_intervals: float = 2.5,
-    events: int = 3,
-    peer: bool = True,
-) -> dict[str, Any]:
-    """`members` client processes (one source address each); `peer`: nchan too."""
-    if heartbeat_s != round(heartbeat_s):
-        raise ValueError("heartbeat_s must be whole seconds (nchan's ping interval is)")
+async def run(peer: bool = True, **scale: Any) -> dict[str, Any]:
+    """The gateway, then (`peer`) nchan, at `Scale(**scale)`."""
+    size = Scale(**scale)
     limit = raise_nofile_limit()
-    args = (connections, workers, members, heartbeat_s, hold_intervals, events)
-    gateway = await run_gateway(*args)
-    nchan = await run_nchan(*args) if peer else None
+    gateway = await run_gateway(size)
+    nchan = await run_nchan(size) if peer else None
     ratio = None
     if nchan:
         ours, theirs = max(gateway["one_event_to_last_ms"]), max(nchan["one_event_to_last_ms"])

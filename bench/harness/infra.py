@@ -80,14 +80,28 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
+def process_rss_kib(pid: int) -> int:
+    """Resident set size of one process (VmRSS from /proc), KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0  # a zombie has no VmRSS line
+
+
 def rss_kib(pid: int) -> int:
-    """Resident set size of a process and its descendants (VmRSS from /proc), KiB."""
-    total = 0
-    for member in process_tree(pid):
-        for line in Path(f"/proc/{member}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    return total
+    """Resident set size of a process and its descendants, KiB."""
+    return sum(process_rss_kib(member) for member in process_tree(pid))
+
+
+def open_sockets(pid: int) -> int:
+    """How many sockets one process holds open (its connections, listeners, clients)."""
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            count += fd.readlink().name.startswith("socket:")
+        except FileNotFoundError:
+            continue  # closed meanwhile
+    return count
 
 
 def cpu_seconds(pid: int) -> float:
