@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from shared import queries
 from shared.cli import parse_no_arguments
 from shared.db import migrate
 from shared.settings import GatewaySettings
@@ -56,11 +57,10 @@ async def ensure_database(database_url: str) -> bool:
     server, name = admin_url(database_url)
     conn = await asyncpg.connect(server)
     try:
-        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+        if await conn.fetchval(queries.DATABASE_EXISTS, name):
             return False
-        quoted = '"' + name.replace('"', '""') + '"'
         try:
-            await conn.execute(f"CREATE DATABASE {quoted}")
+            await conn.execute(queries.create_database(name))
         except asyncpg.DuplicateDatabaseError:
             return False  # created concurrently
         return True

@@ -10,6 +10,7 @@ from importlib import resources
 
 import asyncpg
 
+from shared import queries
 from shared.backoff import Backoff, retry
 
 log = logging.getLogger(__name__)
@@ -52,31 +53,22 @@ async def migrate(dsn: str) -> list[int]:
     """
     conn: asyncpg.Connection = await asyncpg.connect(dsn)
     try:
-        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
+        await conn.execute(queries.MIGRATION_LOCK, _MIGRATION_LOCK_KEY)
         try:
-            await conn.execute(
-                """CREATE TABLE IF NOT EXISTS schema_migrations (
-                       version    INTEGER PRIMARY KEY,
-                       name       TEXT NOT NULL,
-                       applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
-            )
-            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            await conn.execute(queries.CREATE_SCHEMA_MIGRATIONS)
+            done = {r["version"] for r in await conn.fetch(queries.APPLIED_MIGRATIONS)}
             applied: list[int] = []
             for migration in load_migrations():
                 if migration.version in done:
                     continue
                 async with conn.transaction():
                     await conn.execute(migration.sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                        migration.version,
-                        migration.name,
-                    )
+                    await conn.execute(queries.RECORD_MIGRATION, migration.version, migration.name)
                 log.info("applied migration", extra={"version": migration.version})
                 applied.append(migration.version)
             return applied
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
+            await conn.execute(queries.MIGRATION_UNLOCK, _MIGRATION_LOCK_KEY)
     finally:
         await conn.close()
 
@@ -110,6 +102,11 @@ async def create_pool(
     )
     assert pool is not None  # create_pool only returns None when not awaited
     return pool
+
+
+async def ping(pool: asyncpg.Pool) -> None:
+    """Raises unless the database answers a statement (the services' readiness probes)."""
+    await pool.fetchval(queries.PING)
 
 
 async def migrate_when_reachable(

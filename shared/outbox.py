@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from shared import queries
 from shared.contracts import ROUTING_KEY_BY_MODEL, BusMessage, encode
 
 # Relays LISTEN here; NOTIFY is delivered at commit, together with the outbox row.
 OUTBOX_CHANNEL = "outbox_events"
-# The one way an event row is written; statements that must do more in the same
-# round trip (the Stage 2 completion) embed it rather than spell it again.
-INSERT_OUTBOX_ROW = "INSERT INTO outbox (routing_key, execution_id, payload)"
 
 
 async def write_event(
@@ -29,7 +27,7 @@ async def write_event(
     """Queue `message` for the relay; call inside the transaction of the change."""
     # One round trip: the row and the relay's wake-up (delivered at commit).
     await conn.execute(
-        f"WITH row AS ({INSERT_OUTBOX_ROW} VALUES ($1, $2, $3)) SELECT pg_notify($4, '')",
+        queries.WRITE_OUTBOX_EVENT,
         ROUTING_KEY_BY_MODEL[type(message)].value,
         execution_id,
         encode(message).decode(),

@@ -1,6 +1,6 @@
 """Every SQL statement of the ETL service, by stage (the code that runs them names them)."""
 
-from shared.outbox import INSERT_OUTBOX_ROW
+from shared.queries import INSERT_OUTBOX_ROW
 
 # -- Stage 1: ingest ---------------------------------------------------------
 # One statement, so it is atomic without an explicit transaction: the execution

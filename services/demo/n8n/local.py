@@ -27,6 +27,7 @@ import asyncpg
 import httpx
 
 from services.demo.n8n.workflow import WEBHOOK_PATH, NodeNames, sai_workflow
+from shared import queries
 
 N8N_VERSION = "1.123.81"
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -137,7 +138,7 @@ async def running_n8n(
     database = f"n8n_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(admin_database_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{database}"')
+        await admin.execute(queries.create_database(database))
     finally:
         await admin.close()
     database_url = database_url_named(admin_database_url, database)
@@ -200,7 +201,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 async def _drop_database(admin_database_url: str, database: str) -> None:
     admin = await asyncpg.connect(admin_database_url)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.execute(queries.drop_database(database))
     finally:
         await admin.close()
 
