@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from services.gateway.queries import ExecutionFilter
+from services.gateway.queries import ExecutionFilter, export_sql
 
 ExportFormat = Literal["csv", "json"]
 CHUNK_ROWS = 500  # rows per cursor fetch and per response chunk
@@ -78,10 +78,7 @@ async def stream_rows(
 ) -> AsyncIterator[list[dict[str, Any]]]:
     """Chunks of matching rows, newest first, from a server-side cursor."""
     args: list[Any] = []
-    conditions = filters.where(args)
-    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-    columns = ", ".join(f"e.{field}" for field in FIELDS)
-    sql = f"SELECT {columns} FROM executions e {where} ORDER BY e.id DESC"
+    sql = export_sql(filters, FIELDS, args)
     async with pool.acquire() as conn, conn.transaction(readonly=True):
         cursor = await conn.cursor(sql, *args)
         while rows := await cursor.fetch(CHUNK_ROWS):

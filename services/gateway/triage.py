@@ -18,54 +18,16 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from services.gateway.queries import (
+    ACKNOWLEDGE_SQL,
+    AUDIT_TRAIL_SQL,
+    EXISTING_IDS_SQL,
+    FALSE_POSITIVE_SQL,
+)
 from shared.contracts import ExecutionUpdated, TriageAction, TriageState
 from shared.outbox import write_event
 
 log = logging.getLogger(__name__)
-
-TRIAGE_COLUMNS = """
-    e.id AS execution_id, e.false_positive, e.false_positive_reason, e.false_positive_by,
-    e.false_positive_at, e.acknowledged_by, e.acknowledged_at, e.triage_revision
-"""
-
-# $1 ids, $2 mark (bool), $3 reason, $4 actor, $5 action.
-FALSE_POSITIVE_SQL = f"""
-WITH locked AS (
-    SELECT id FROM executions WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
-), changed AS (
-    UPDATE executions e
-    SET false_positive = $2,
-        false_positive_reason = CASE WHEN $2 THEN $3::text END,
-        false_positive_by = CASE WHEN $2 THEN $4::text END,
-        false_positive_at = CASE WHEN $2 THEN now() END,
-        triage_revision = e.triage_revision + 1
-    FROM locked WHERE e.id = locked.id
-    RETURNING {TRIAGE_COLUMNS}
-), audit AS (
-    INSERT INTO execution_audit (execution_id, action, actor, reason, at)
-    SELECT execution_id, $5, $4, $3, now() FROM changed
-)
-SELECT * FROM changed ORDER BY execution_id
-"""
-
-# $1 ids, $2 actor. Only the first acknowledgement counts; others change nothing.
-ACKNOWLEDGE_SQL = f"""
-WITH locked AS (
-    SELECT id FROM executions
-    WHERE id = ANY($1::bigint[]) AND acknowledged_at IS NULL
-    ORDER BY id FOR UPDATE
-), changed AS (
-    UPDATE executions e
-    SET acknowledged_by = $2, acknowledged_at = now(),
-        triage_revision = e.triage_revision + 1
-    FROM locked WHERE e.id = locked.id AND e.acknowledged_at IS NULL
-    RETURNING {TRIAGE_COLUMNS}
-), audit AS (
-    INSERT INTO execution_audit (execution_id, action, actor, at)
-    SELECT execution_id, 'acknowledge', $2, now() FROM changed
-)
-SELECT * FROM changed ORDER BY execution_id
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +56,7 @@ async def _apply(
         missing = set(wanted) - done
         existing: set[int] = set()
         if missing:
-            found = await conn.fetch(
-                "SELECT id FROM executions WHERE id = ANY($1::bigint[])", sorted(missing)
-            )
+            found = await conn.fetch(EXISTING_IDS_SQL, sorted(missing))
             existing = {row["id"] for row in found}
         if changed:
             event = ExecutionUpdated(
@@ -144,10 +104,5 @@ class AuditEntry:
 
 
 async def audit_trail(pool: asyncpg.Pool, execution_id: int, limit: int) -> list[AuditEntry]:
-    rows = await pool.fetch(
-        """SELECT action, actor, reason, at FROM execution_audit
-           WHERE execution_id = $1 ORDER BY at DESC, id DESC LIMIT $2""",
-        execution_id,
-        limit,
-    )
+    rows = await pool.fetch(AUDIT_TRAIL_SQL, execution_id, limit)
     return [AuditEntry(r["action"], r["actor"], r["reason"], r["at"]) for r in rows]

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from services.gateway import queries
 from services.gateway.auth.principal import Principal
 from services.gateway.auth.roles import Role, parse_role
 
@@ -35,10 +36,9 @@ async def create_session(
     expires_at = datetime.now(UTC) + timedelta(seconds=ttl_s)
     async with pool.acquire() as conn, conn.transaction():
         # Expired rows go here, on sign-in, not in a background task.
-        await conn.execute("DELETE FROM auth_sessions WHERE expires_at < now()")
+        await conn.execute(queries.DELETE_EXPIRED_SESSIONS_SQL)
         await conn.execute(
-            "INSERT INTO auth_sessions (id_hash, subject, name, roles, via, csrf_token, expires_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            queries.INSERT_SESSION_SQL,
             _hash(raw),
             subject,
             name,
@@ -63,8 +63,7 @@ async def load_session(pool: asyncpg.Pool, raw: str) -> Principal | None:
     if not raw or len(raw) > 200:
         return None
     row = await pool.fetchrow(
-        "SELECT subject, name, roles, via, csrf_token, expires_at FROM auth_sessions"
-        " WHERE id_hash = $1 AND expires_at > now()",
+        queries.LOAD_SESSION_SQL,
         _hash(raw),
     )
     if row is None:
@@ -81,7 +80,7 @@ async def load_session(pool: asyncpg.Pool, raw: str) -> Principal | None:
 
 
 async def delete_session(pool: asyncpg.Pool, raw: str) -> None:
-    await pool.execute("DELETE FROM auth_sessions WHERE id_hash = $1", _hash(raw))
+    await pool.execute(queries.DELETE_SESSION_SQL, _hash(raw))
 
 
 @dataclass(frozen=True)
@@ -96,11 +95,9 @@ async def save_pending_login(
     pool: asyncpg.Pool, state: str, login: PendingLogin, ttl_s: float
 ) -> None:
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("DELETE FROM auth_pending_logins WHERE expires_at < now()")
+        await conn.execute(queries.DELETE_EXPIRED_PENDING_LOGINS_SQL)
         await conn.execute(
-            "INSERT INTO auth_pending_logins"
-            " (state_hash, code_verifier, nonce, return_to, popup, expires_at)"
-            " VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))",
+            queries.INSERT_PENDING_LOGIN_SQL,
             _hash(state),
             login.code_verifier,
             login.nonce,
@@ -115,8 +112,7 @@ async def take_pending_login(pool: asyncpg.Pool, state: str) -> PendingLogin | N
     if not state or len(state) > 200:
         return None
     row = await pool.fetchrow(
-        "DELETE FROM auth_pending_logins WHERE state_hash = $1 AND expires_at > now()"
-        " RETURNING code_verifier, nonce, return_to, popup",
+        queries.TAKE_PENDING_LOGIN_SQL,
         _hash(state),
     )
     if row is None:

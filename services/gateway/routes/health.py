@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from services.gateway.auth import public
 from services.gateway.deps import Resources, ResourcesDep
+from shared.db import ping
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"], dependencies=[Depends(public)])
@@ -38,7 +39,7 @@ async def _database_ok(resources: Resources) -> bool:
         return False
     try:
         async with asyncio.timeout(READY_CHECK_TIMEOUT_S):
-            await resources.pool.fetchval("SELECT 1")
+            await ping(resources.pool)
     except Exception as exc:  # any failure means not ready; say why in the log
         log.warning("readiness: database check failed", extra={"error": repr(exc)})
         return False
