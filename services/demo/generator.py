@@ -22,7 +22,7 @@ from typing import Any, Literal
 import asyncpg
 
 from services.demo.scenes import SCENARIOS, Picture, Scenario, render_picture
-from services.etl.stage1.ingest import ingest_execution
+from services.etl.stage1.ingest import ingest_execution, next_execution_id
 
 log = logging.getLogger(__name__)
 
@@ -236,12 +236,6 @@ def generated_execution(execution_id: int, options: GeneratorOptions) -> dict[st
         defect=defect,
         seed=options.seed,
     )
-
-
-async def next_execution_id(pool: asyncpg.Pool) -> int:
-    value = await pool.fetchval("SELECT COALESCE(max(id), 0) + 1 FROM executions")
-    assert isinstance(value, int)
-    return value
 
 
 async def run_generator(

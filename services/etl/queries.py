@@ -1,5 +1,6 @@
 """Every SQL statement of the ETL service, by stage (the code that runs them names them)."""
 
+from services.etl.stage1.n8n_catchup import FINISHED_STATUSES
 from shared.queries import INSERT_OUTBOX_ROW
 
 # -- Stage 1: ingest ---------------------------------------------------------
@@ -56,6 +57,8 @@ INSERT_ID_COLLISION = """INSERT INTO rejected_inputs (source, error, excerpt, ex
 VALUES ($1, $2, NULL, $3)
 ON CONFLICT (source, execution_id) WHERE execution_id IS NOT NULL DO NOTHING
 RETURNING id"""
+
+NEXT_EXECUTION_ID = "SELECT COALESCE(max(id), 0) + 1 FROM executions"
 
 # -- Stage 2: the job queue --------------------------------------------------
 
@@ -169,3 +172,69 @@ DELETE_PUBLISHED = """DELETE FROM outbox WHERE id IN (
 
 OUTBOX_LAG = """SELECT extract(epoch FROM clock_timestamp() - created_at)::float8 FROM outbox
            WHERE published_at IS NULL ORDER BY id LIMIT 1"""
+
+# -- n8n's own database (N8N_DATABASE_URL) -------------------------------------
+# Stage 1's n8n source only reads there (execution_entity, execution_data) and
+# LISTENs; the trigger below is the one object smokesignal ever creates in it
+# (`python -m services.etl n8n-trigger install|uninstall|status`, n8n_trigger.py).
+
+# The finished executions among $1 ids, of workflow $2 (NULL: any), status in $3.
+N8N_FETCH_EXECUTIONS = """
+SELECT e.id::bigint AS id, e."workflowId" AS workflow_id, e.status,
+       e."startedAt" AS started_at, e."stoppedAt" AS stopped_at, e."createdAt" AS created_at,
+       d.data
+FROM execution_entity e LEFT JOIN execution_data d ON d."executionId" = e.id
+WHERE e.id = ANY($1::bigint[])
+  AND ($2::text IS NULL OR e."workflowId" = $2)
+  AND e.status = ANY($3::text[])
+  AND e."deletedAt" IS NULL
+"""
+
+# The catch-up's page: ids above the floor $1 of workflow $2, $3 at most, settled
+# when created at least $4 seconds ago (n8n_catchup.py says why).
+N8N_CATCHUP_PAGE = """
+SELECT e.id::bigint AS id, e.status, e."deletedAt" IS NOT NULL AS deleted,
+       e."createdAt" <= now() - make_interval(secs => $4) AS settled
+FROM execution_entity e
+WHERE e.id > $1 AND ($2::text IS NULL OR e."workflowId" = $2)
+ORDER BY e.id
+LIMIT $3
+"""
+
+N8N_TRIGGER_FUNCTION = "smokesignal_notify_execution_finished"
+N8N_TRIGGER = "smokesignal_execution_finished"
+_N8N_FINISHED = "(" + ", ".join(f"'{status}'" for status in sorted(FINISHED_STATUSES)) + ")"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def n8n_install_trigger(channel: str) -> str:
+    """NOTIFY `channel` with the execution id when an execution finishes (any workflow:
+    the service filters by N8N_WORKFLOW_ID, so a changed workflow id needs no reinstall)."""
+    # The channel is validated by the settings (a plain identifier); quote_literal anyway.
+    return f"""
+CREATE OR REPLACE FUNCTION {N8N_TRIGGER_FUNCTION}() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify({_literal(channel)}, NEW.id::text);
+    RETURN NULL;
+END;
+$$;
+DROP TRIGGER IF EXISTS {N8N_TRIGGER} ON execution_entity;
+CREATE TRIGGER {N8N_TRIGGER}
+    AFTER INSERT OR UPDATE OF status, finished, "stoppedAt" ON execution_entity
+    FOR EACH ROW WHEN (NEW.status IN {_N8N_FINISHED})
+    EXECUTE FUNCTION {N8N_TRIGGER_FUNCTION}();
+"""
+
+
+N8N_UNINSTALL_TRIGGER = f"""
+DROP TRIGGER IF EXISTS {N8N_TRIGGER} ON execution_entity;
+DROP FUNCTION IF EXISTS {N8N_TRIGGER_FUNCTION}();
+"""
+
+# $1 = the trigger's name.
+N8N_TRIGGER_INSTALLED = """SELECT true FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+           WHERE t.tgname = $1 AND c.relname = 'execution_entity' AND NOT t.tgisinternal"""

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from services.etl.errors import ExecutionIdTaken, MalformedExecution
 from services.etl.stage1.ingest import ingest_execution_outcome
+from shared.db import ping
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def ingest_app(
     async def health(_request: Request) -> JSONResponse:
         report: dict[str, object] = {}
         try:
-            await pool.fetchval("SELECT 1")
+            await ping(pool)
             report["database"] = "up"
         except Exception as exc:
             report["database"] = f"down: {type(exc).__name__}"

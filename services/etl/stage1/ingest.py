@@ -124,6 +124,13 @@ async def _refuse_if_taken_by_n8n(conn_or_pool: ConnOrPool, execution_id: int) -
         )
 
 
+async def next_execution_id(pool: asyncpg.Pool) -> int:
+    """One above the largest recorded id (a producer without ids of its own starts here)."""
+    value = await pool.fetchval(queries.NEXT_EXECUTION_ID)
+    assert isinstance(value, int)
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class FileOutcome:
     path: Path

@@ -36,26 +36,6 @@ log = logging.getLogger(__name__)
 
 UNKNOWN_CAMERA = "unknown"
 
-FETCH_EXECUTIONS = """
-SELECT e.id::bigint AS id, e."workflowId" AS workflow_id, e.status,
-       e."startedAt" AS started_at, e."stoppedAt" AS stopped_at, e."createdAt" AS created_at,
-       d.data
-FROM execution_entity e LEFT JOIN execution_data d ON d."executionId" = e.id
-WHERE e.id = ANY($1::bigint[])
-  AND ($2::text IS NULL OR e."workflowId" = $2)
-  AND e.status = ANY($3::text[])
-  AND e."deletedAt" IS NULL
-"""
-
-CATCHUP_PAGE = """
-SELECT e.id::bigint AS id, e.status, e."deletedAt" IS NOT NULL AS deleted,
-       e."createdAt" <= now() - make_interval(secs => $4) AS settled
-FROM execution_entity e
-WHERE e.id > $1 AND ($2::text IS NULL OR e."workflowId" = $2)
-ORDER BY e.id
-LIMIT $3
-"""
-
 
 @dataclass(frozen=True, slots=True)
 class N8nSourceConfig:
@@ -95,7 +75,9 @@ async def record_executions(
     ids newly recorded. Idempotent: a recorded id is left as it is."""
     if not ids:
         return []
-    rows = await n8n.fetch(FETCH_EXECUTIONS, ids, config.workflow_id, list(FINISHED_STATUSES))
+    rows = await n8n.fetch(
+        queries.N8N_FETCH_EXECUTIONS, ids, config.workflow_id, list(FINISHED_STATUSES)
+    )
     stored = []
     for row in rows:
         meta = stage1_metadata(row["data"], config.names)
@@ -148,7 +130,11 @@ async def catch_up(n8n: asyncpg.Connection, pool: asyncpg.Pool, config: N8nSourc
     after, new_floor, blocked, recorded_now = floor, floor, False, 0
     while True:
         page = await n8n.fetch(
-            CATCHUP_PAGE, after, config.workflow_id, config.catchup_batch, config.catchup_settle_s
+            queries.N8N_CATCHUP_PAGE,
+            after,
+            config.workflow_id,
+            config.catchup_batch,
+            config.catchup_settle_s,
         )
         if not page:
             break
