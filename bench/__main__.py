@@ -49,6 +49,8 @@ FULL: dict[str, Runner] = {
     "poller": poller_cycle.run,
     "stage2": stage2_throughput.run,
     "latency": latency.run,
+    # Commit → execution:batch with the per-hop split (the poller's NOTIFY path).
+    "batch": partial(latency.run, rates=(20, 50, 200), duration_s=6.0, profile=False, name="batch"),
     "versus_old": versus_old.run,
     "fanout": fanout.run,
     "failover": failover.run,
@@ -74,6 +76,7 @@ QUICK: dict[str, Runner] = {
         stage2_throughput.run, count=20, process_counts=(1,), repeats=1, profile=False
     ),
     "latency": partial(latency.run, rates=(20,), duration_s=1.0, profile=False),
+    "batch": partial(latency.run, rates=(20,), duration_s=1.0, profile=False, name="batch"),
     "versus_old": partial(
         versus_old.run, count=15, rate=10, max_delay_ms=400, baseline_intervals=(1.0,), drain_s=2.5
     ),

@@ -27,7 +27,9 @@ from typing import Any
 import asyncpg
 
 from bench.clients.recorder import Recorder
+from bench.harness.hops import hop_split, stream_tap
 from bench.harness.infra import (
+    AMQP_URL,
     CpuMeter,
     bench_database,
     delete_exchange,
@@ -130,9 +132,12 @@ def batch_latencies(recorder: Recorder, ids: set[int]) -> tuple[list[float], int
 
 
 async def run(
-    rates: tuple[int, ...] = (50, 200, 500), duration_s: float = 6.0, profile: bool = True
+    rates: tuple[int, ...] = (50, 200, 500),
+    duration_s: float = 6.0,
+    profile: bool = True,
+    name: str = "latency",
 ) -> dict[str, Any]:
-    exchange = exchange_name("latency")
+    exchange = exchange_name(name)
     results: list[dict[str, Any]] = []
     counts = [round(rate * duration_s) for rate in rates]
     async with bench_database("latency") as database_url:
@@ -146,8 +151,12 @@ async def run(
                 group.processes.append(gateway.process)
                 await gateway.start()
                 etl = group.start(etl_worker(env))
-                poll = group.start(poller(env))
-                async with Recorder(f"{gateway.base_url}/api/events") as recorder:
+                # INFO: its batch lines carry the poller's hops (bench/harness/hops.py).
+                poll = group.start(poller(env, log_level="INFO"))
+                async with (
+                    Recorder(f"{gateway.base_url}/api/events") as recorder,
+                    stream_tap(AMQP_URL, exchange) as tap,
+                ):
                     # One completion end to end first: relay, poller and gateway are live.
                     await drive(pool, [warm_up_id], 1)
                     for event in (*STAGE2_COMPLETE, "execution:batch"):
@@ -185,6 +194,7 @@ async def run(
                                 # The poller's path: woken by the commit's NOTIFY.
                                 "commit_to_batch": summary_ms(batch_values),
                                 "batch_missing": batch_missing,
+                                "batch_hops": hop_split(recorder, tap, poll.output(), ids),
                                 "outbox_relay_lag": await relay_lag(pool, ids),
                                 "cpu_pct": cpu.percent,
                                 "profiles": {k: v.summary for k, v in samplers.items()} or None,

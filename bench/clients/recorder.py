@@ -23,9 +23,15 @@ class Receipt:
 
 @dataclass
 class Recorder:
-    """`async with Recorder(url) as rec:` — rec.receipts grows as events arrive."""
+    """`async with Recorder(url) as rec:` — rec.receipts grows as events arrive.
+
+    `module` is the client program (the SSE client, or bench.clients.stream_tap
+    with `args`); each prints one JSON line per event.
+    """
 
     url: str
+    module: str = "bench.clients.sse_recorder"
+    args: tuple[str, ...] = ()
     receipts: list[Receipt] = field(default_factory=list)
     proc: asyncio.subprocess.Process | None = None
     _reader: asyncio.Task[None] | None = None
@@ -35,8 +41,9 @@ class Recorder:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bench.clients.sse_recorder",
+            self.module,
             self.url,
+            *self.args,
             cwd=REPO_ROOT,
             stdout=asyncio.subprocess.PIPE,
             limit=16 * 1024 * 1024,

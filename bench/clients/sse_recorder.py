@@ -26,6 +26,7 @@ def describe(event: str, data: str, received_at: float) -> dict[str, object]:
     line: dict[str, object] = {"t": received_at, "event": event}
     if event == "execution:batch":
         line["ids"] = [execution["id"] for execution in payload["executions"]]
+        line["timestamp"] = payload.get("timestamp")  # the poller's clock as it published
     elif "execution_id" in payload:
         line["ids"] = [payload["execution_id"]]
         line["timestamp"] = payload.get("timestamp")

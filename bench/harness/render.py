@@ -84,6 +84,10 @@ def render(document: dict[str, Any]) -> list[str]:
             ],
             rows,
         )
+    if "batch" in b:
+        e = b["batch"]
+        out += ["### Stage 2 commit → `execution:batch`, hop by hop", "", _cmd(e), ""]
+        out += _batch_hops(e["result"]["rates"])
     if "versus_old" in b:
         e = b["versus_old"]
         r = e["result"]
@@ -279,3 +283,24 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _batch_hops(rates: list[dict[str, Any]]) -> list[str]:
+    """p50 / p99 of each hop (bench/harness/hops.py), one column pair per rate."""
+    header = ["hop (ms)"]
+    for r in rates:
+        header += [f"{r['rate_per_s']}/s p50", f"{r['rate_per_s']}/s p99"]
+    names = list(rates[0]["batch_hops"]["hops"]) if rates else []
+    rows = []
+    for name in names:
+        row: list[Any] = [name]
+        for r in rates:
+            hop = r["batch_hops"]["hops"][name]
+            row += [hop["p50_ms"], hop["p99_ms"]]
+        rows.append(row)
+    batched = ", ".join(
+        f"{r['rate_per_s']}/s: {r['batch_hops']['executions']} executions in "
+        f"{r['batch_hops']['batches']} batches"
+        for r in rates
+    )
+    return [*table(header, rows), f"Batching: {batched}.", ""]

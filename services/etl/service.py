@@ -10,18 +10,18 @@ from collections.abc import Iterator
 import asyncpg
 import uvicorn
 
-from services.etl.outbox.listener import NotifyListener
 from services.etl.outbox.relay import OutboxRelay, RelayConfig
 from services.etl.stage1.http_ingest import ingest_app
 from services.etl.stage1.n8n_source import N8nSource, N8nSourceConfig
 from services.etl.stage2.images import reuse_image_memory
 from services.etl.stage2.n8n_extraction import node_names
 from services.etl.stage2.worker import Stage2Worker, WorkerConfig
-from services.etl.waits import wait_any
 from shared.bus import Bus
 from shared.db import DATABASE_ERRORS, STAGE2_CHANNEL, create_pool, migrate_when_reachable
+from shared.notify import NotifyListener
 from shared.outbox import OUTBOX_CHANNEL
 from shared.settings import EtlSettings
+from shared.waits import wait_any
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ def _lifespan(resources: Resources) -> Callable[[FastAPI], AbstractAsyncContextM
             connect_timeout=settings.gateway_db_timeout_s,
         )
         bus = Bus.for_settings(settings)
-        stream_log = StreamLog(bus, resources.hub, settings.replay_buffer_size)
+        stream_log = StreamLog(bus, resources.hub, settings.replay_buffer_size, pool=resources.pool)
         background: list[asyncio.Task[None]] = []
         try:
             await bus.connect(retry_for_s=timeout)

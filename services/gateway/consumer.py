@@ -9,8 +9,9 @@ serves (``wait_ready``); older positions are read back per client
 (``read_back``), a few readers at a time.
 
 Streams cannot dead-letter: a message that fails its contract is skipped by
-every reader, and the live reader copies it to the dead-letter exchange with
-the reason (once per gateway process that reads it live).
+every reader, and the live readers copy it to the dead-letter exchange with
+the reason — once in all: every worker of every replica reads it live, and a
+row in ``stream_dead_letters`` (migration 0060) decides which one copies it.
 """
 
 from __future__ import annotations
@@ -18,12 +19,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import asyncpg
 
 from services.gateway.hub import Event, Hub, Position, fingerprint
 from shared.bus import Bus, BusError, StreamEntry
 from shared.contracts import spec_for
+from shared.db import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +40,20 @@ HEAD_PROBE_S = 1.0
 READ_BACK_CONCURRENCY = 16
 # A read-back that gets no message for this long gives up (the client gets a reset).
 READ_BACK_IDLE_S = 5.0
+
+# The claim of one dead-letter copy: only the reader whose insert returns a row copies.
+# Old claims go in the same (rare) transaction: a claim only has to outlive the
+# moment every live reader has passed its offset.
+CLAIM_DEAD_LETTER_SQL = """
+    WITH expired AS (
+        DELETE FROM stream_dead_letters WHERE recorded_at < now() - interval '7 days'
+    )
+    INSERT INTO stream_dead_letters
+        (stream, stream_offset, tag, routing_key, message_id, reason, reader)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT DO NOTHING
+    RETURNING true
+"""
 
 
 class Unresumable(Exception):
@@ -53,13 +73,21 @@ class StreamLog:
     bus: Bus
     hub: Hub
     replay_size: int
-    reader_name: str = "gateway"
+    # Which process read (the dead-letter copy's x-reader header and claim row).
+    reader_name: str = field(
+        default_factory=lambda: f"gateway@{socket.gethostname()}:{os.getpid()}"
+    )
+    # Where the readers agree which one copies an invalid message (None: each copies).
+    pool: asyncpg.Pool | None = None
 
     def __post_init__(self) -> None:
         self._ready = asyncio.Event()
         self._live_from: int | None = None
         self._stop: Callable[[], Awaitable[None]] | None = None
         self._read_backs = asyncio.Semaphore(READ_BACK_CONCURRENCY)
+        # aio-pika runs each delivery's handler as a task of its own: copies wait
+        # their turn here (FIFO), so the dead-letter queue keeps the stream's order.
+        self._copies = asyncio.Lock()
 
     async def start(self) -> int | str:
         """Start the live reader a replay buffer back from the head; returns where."""
@@ -99,19 +127,65 @@ class StreamLog:
 
     async def _dead_letter(self, entry: StreamEntry) -> None:
         reason = entry.error or "invalid message"
-        log.error(
-            "invalid message in the event stream; skipped, copied to the dead-letter queue",
-            extra={
-                "routing_key": entry.routing_key,
-                "offset": entry.offset,
-                "message_id": entry.message_id,
-                "error": reason[:2000],
-            },
-        )
+        context = {
+            "routing_key": entry.routing_key,
+            "offset": entry.offset,
+            "message_id": entry.message_id,
+            "error": reason[:2000],
+        }
         try:
-            await self.bus.dead_letter(entry, reason, reader=self.reader_name)
+            async with self._copies:
+                copied = await self._copy_once(entry, reason)
         except (BusError, OSError, TimeoutError, RuntimeError) as exc:
-            log.warning("dead-letter copy failed", extra={"error": repr(exc)})
+            log.warning("dead-letter copy failed", extra={**context, "error": repr(exc)})
+            return
+        if copied:
+            log.error(
+                "invalid message in the event stream; skipped, copied to the dead-letter queue",
+                extra=context,
+            )
+        else:
+            log.info(
+                "invalid message in the event stream; skipped, another reader copied it",
+                extra=context,
+            )
+
+    async def _copy_once(self, entry: StreamEntry, reason: str) -> bool:
+        """Copy `entry` to the dead-letter exchange unless another reader did; True if we did.
+
+        The claim row and the copy share a transaction: a failed copy rolls the
+        claim back, and a reader waiting on the same row then copies it instead.
+        Without the database the copy is made anyway: a duplicate beats none.
+        """
+        if self.pool is None:
+            await self.bus.dead_letter(entry, reason, reader=self.reader_name)
+            return True
+        copied = False
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                claimed = await conn.fetchval(
+                    CLAIM_DEAD_LETTER_SQL,
+                    self.bus.stream_name,
+                    entry.offset,
+                    fingerprint(entry.message_id, entry.body),
+                    _text(entry.routing_key),
+                    None if entry.message_id is None else _text(entry.message_id),
+                    _text(reason[:4000]),
+                    self.reader_name,
+                )
+                if claimed:
+                    await self.bus.dead_letter(entry, reason, reader=self.reader_name)
+                    copied = True
+            return copied
+        except DATABASE_ERRORS as exc:
+            if copied:
+                return True  # the claim's commit failed after the copy: it is done
+            log.warning(
+                "dead-letter claim unavailable; copying anyway (other readers may too)",
+                extra={"offset": entry.offset, "error": repr(exc)},
+            )
+            await self.bus.dead_letter(entry, reason, reader=self.reader_name)
+            return True
 
     async def _probe_head(self) -> int | None:
         """The offset of the stream's newest message, None when the stream is empty."""
@@ -163,3 +237,8 @@ class StreamLog:
             return await asyncio.wait_for(queue.get(), READ_BACK_IDLE_S)
         except TimeoutError:
             raise Unresumable("event id not found in the stream") from None
+
+
+def _text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL: a binary message's error text may quote one."""
+    return value.replace("\x00", "\\x00")

@@ -7,14 +7,15 @@ import logging
 
 import asyncpg
 
-from services.etl.outbox.listener import NotifyListener
 from services.poller.loop import BACKLOG_CHANNEL, run_poller
 from shared.bus import Bus
 from shared.cli import parse_no_arguments
 from shared.db import create_pool, migrate_when_reachable
 from shared.lifecycle import serve_metrics, stop_on_signals
 from shared.logs import configure_logging
+from shared.notify import NotifyListener
 from shared.settings import PollerSettings
+from shared.waits import StampedEvent
 
 log = logging.getLogger("services.poller")
 
@@ -45,7 +46,7 @@ async def main(settings: PollerSettings) -> None:
             },
         )
         # Woken by the Stage 2 commit's NOTIFY; the interval stays as the fallback.
-        wake = asyncio.Event()
+        wake = StampedEvent()
         listener = asyncio.create_task(
             NotifyListener(settings.database_url, {BACKLOG_CHANNEL: wake}).run(stop)
         )

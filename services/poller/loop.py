@@ -11,11 +11,13 @@ from collections.abc import Callable
 import asyncpg
 
 from services.poller.metrics import BATCH_SIZE, CYCLE_ERRORS, CYCLE_SECONDS, EXECUTIONS_BROADCAST
-from services.poller.tick import poll_once
+from services.poller.tick import CycleTimings, poll_once
 from services.poller.trim import trim_poller_state
+from shared.backoff import sleep_unless_stopped
 from shared.bus import Bus, BusError
 from shared.db import DATABASE_ERRORS
 from shared.settings import PollerSettings
+from shared.waits import StampedEvent, wait_any
 
 log = logging.getLogger(__name__)
 
@@ -34,43 +36,37 @@ async def run_poller(
     """Poll until `stop` is set; the cycle in progress always finishes (commit or rollback).
 
     A cycle runs every `poller_interval_s`, and at once when `wake` is set (the
-    NOTIFY of a Stage 2 commit, see `BACKLOG_CHANNEL`).
+    NOTIFY of a Stage 2 commit, see `BACKLOG_CHANNEL`). There is no coalescing
+    timer: at most one cycle runs at a time, so what commits while a cycle runs
+    (claim, publish, commit: a few ms) goes out together in the next one.
     """
     # Trimming runs beside the cycles: a large first trim must not hold them up.
     trimmer = asyncio.create_task(_trim_every_interval(pool, settings, stop))
     try:
         while not stop.is_set():
+            notified_at = wake.first_set_at if isinstance(wake, StampedEvent) else None
             if wake is not None:
                 wake.clear()  # a NOTIFY during this cycle makes the next one start at once
-            ids = await _cycle(pool, bus, settings)
+            ids = await _cycle(pool, bus, settings, notified_at)
             if ids and on_published is not None:
                 on_published(ids)
             if len(ids) < settings.poller_batch_size:
                 # A full batch means more is waiting: go again at once instead of sleeping.
-                await _sleep_unless_stopped(stop, settings.poller_interval_s, wake)
+                events = (stop,) if wake is None else (stop, wake)
+                await wait_any(*events, max_wait_s=settings.poller_interval_s)
     finally:
         trimmer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await trimmer
 
 
-async def _sleep_unless_stopped(
-    stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None
-) -> None:
-    waits = [asyncio.ensure_future(stop.wait())]
-    if wake is not None:
-        waits.append(asyncio.ensure_future(wake.wait()))
+async def _cycle(
+    pool: asyncpg.Pool, bus: Bus, settings: PollerSettings, notified_at: float | None
+) -> list[int]:
+    started_at = time.time()
+    timings = CycleTimings()
     try:
-        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waits:
-            waiter.cancel()
-
-
-async def _cycle(pool: asyncpg.Pool, bus: Bus, settings: PollerSettings) -> list[int]:
-    started = time.perf_counter()
-    try:
-        ids = await poll_once(pool, bus, settings)
+        ids = await poll_once(pool, bus, settings, timings)
     except BusError as exc:
         CYCLE_ERRORS.labels("bus").inc()
         log.warning("publish failed; claim rolled back, retrying", extra={"error": str(exc)})
@@ -79,10 +75,22 @@ async def _cycle(pool: asyncpg.Pool, bus: Bus, settings: PollerSettings) -> list
         CYCLE_ERRORS.labels("database").inc()
         log.warning("database unavailable; retrying", extra={"error": repr(exc)})
         return []
-    CYCLE_SECONDS.observe(time.perf_counter() - started)
+    CYCLE_SECONDS.observe(timings.committed - timings.started)
     if ids:
         EXECUTIONS_BROADCAST.inc(len(ids))
         BATCH_SIZE.observe(len(ids))
+        # The per-hop split (bench/cases/latency.py reads it): when the NOTIFY
+        # that started this cycle arrived, when the cycle began, each phase.
+        log.info(
+            "published executions.new batch",
+            extra={
+                "execution_ids": ids,
+                "count": len(ids),
+                "notified_at": notified_at,
+                "started_at": started_at,
+                **timings.split_ms(),
+            },
+        )
     return ids
 
 
@@ -94,4 +102,4 @@ async def _trim_every_interval(
             await trim_poller_state(pool, settings)
         except DATABASE_ERRORS as exc:
             log.warning("trim failed; retrying next interval", extra={"error": repr(exc)})
-        await _sleep_unless_stopped(stop, settings.poller_trim_interval_s)
+        await sleep_unless_stopped(stop, settings.poller_trim_interval_s)

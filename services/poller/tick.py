@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
@@ -19,33 +21,54 @@ from shared.settings import PollerSettings
 log = logging.getLogger(__name__)
 
 
-async def poll_once(pool: asyncpg.Pool, bus: Bus, settings: PollerSettings) -> list[int]:
+@dataclass(slots=True)
+class CycleTimings:
+    """When one cycle's phases ended (time.perf_counter), for the per-hop split in its log."""
+
+    started: float = 0.0
+    claimed: float = 0.0
+    published: float = 0.0
+    committed: float = 0.0
+
+    def split_ms(self) -> dict[str, float]:
+        return {
+            "claim_ms": round((self.claimed - self.started) * 1000, 3),
+            "publish_ms": round((self.published - self.claimed) * 1000, 3),
+            "commit_ms": round((self.committed - self.published) * 1000, 3),
+        }
+
+
+async def poll_once(
+    pool: asyncpg.Pool, bus: Bus, settings: PollerSettings, timings: CycleTimings | None = None
+) -> list[int]:
     """Claim and publish one batch; return the ids published (oldest completion first).
 
     The claim and the publish share one transaction: if the publish fails
     (BusError, raised to the caller) nothing stays claimed and the next cycle
-    retries the same executions.
+    retries the same executions. `timings`, when given, gets each phase's end.
     """
-    async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            CLAIM_SQL, float(settings.poller_lookback_s), settings.poller_batch_size
-        )
-        if not rows:
-            return []
-        if not settings.poller_synchronous_commit:
-            # Skip the WAL flush wait (~half a cycle): a claim lost in a database
-            # crash only means that batch is published again, never that one is missed.
-            await conn.execute("SET LOCAL synchronous_commit = off")
-        summaries = await _summaries_or_record(conn, rows)
-        if summaries:
-            await bus.publish(ExecutionBatch(executions=summaries, timestamp=datetime.now(UTC)))
-    ids = [summary.id for summary in summaries]
-    if ids:
-        log.info(
-            "published executions.new batch",
-            extra={"execution_ids": ids, "count": len(ids)},
-        )
-    return ids
+    stamps = timings if timings is not None else CycleTimings()
+    stamps.started = time.perf_counter()
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                CLAIM_SQL, float(settings.poller_lookback_s), settings.poller_batch_size
+            )
+            stamps.claimed = time.perf_counter()
+            if not rows:
+                return []
+            summaries = await _summaries_or_record(conn, rows)
+            if summaries:
+                await bus.publish(ExecutionBatch(executions=summaries, timestamp=datetime.now(UTC)))
+            stamps.published = time.perf_counter()
+            if not settings.poller_synchronous_commit:
+                # Skip the WAL flush wait (~half a cycle): a claim lost in a database
+                # crash only means that batch is published again, never that one is missed.
+                # Sent after the publish: the gateways get the batch without waiting for it.
+                await conn.execute("SET LOCAL synchronous_commit = off")
+    finally:
+        stamps.committed = time.perf_counter()  # rolled back or committed
+    return [summary.id for summary in summaries]
 
 
 async def _summaries_or_record(

@@ -7,9 +7,9 @@ import contextlib
 
 import asyncpg
 
-from services.etl.outbox.listener import NotifyListener
 from services.poller.loop import BACKLOG_CHANNEL, run_poller
 from shared.bus import Bus
+from shared.notify import NotifyListener
 from testkit.poller import BatchCollector, complete, insert_executions, poller_settings
 
 

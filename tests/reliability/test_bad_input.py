@@ -14,9 +14,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import aio_pika
 import asyncpg
 import httpx
 import pytest
@@ -30,6 +28,7 @@ from shared.contracts import (
 )
 from shared.settings import GatewaySettings
 from testkit.bad_inputs import OVERSIZE_LIMIT, STAGE1_CASES, STAGE2_CASES
+from testkit.dead_letters import take_dead_letters
 from testkit.factories import stage2_complete
 from testkit.gateway import start_gateway
 from testkit.net import free_port
@@ -187,26 +186,6 @@ def _poison() -> list[tuple[str, bytes, object, str]]:
     ]
 
 
-async def _dead_letters(amqp_url: str, queue_name: str, expected: int) -> list[Any]:
-    """Take the dead-lettered messages off the queue (waits for `expected` of them)."""
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        queue = await channel.get_queue(queue_name)
-        found: list[Any] = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + WAIT_S
-        while len(found) < expected and loop.time() < deadline:
-            message = await queue.get(no_ack=True, fail=False)
-            if message is None:
-                await asyncio.sleep(0.05)
-            else:
-                found.append(message)
-        return found
-    finally:
-        await connection.close()
-
-
 async def test_poison_bus_messages_are_dead_lettered_and_the_pipeline_keeps_flowing(
     service_env: dict[str, str],
     service_process: Callable[..., ServiceProcess],
@@ -229,7 +208,7 @@ async def test_poison_bus_messages_are_dead_lettered_and_the_pipeline_keeps_flow
             lambda d: {1} <= _ids(d, "execution:batch") and {1} <= _ids(d, "etl:stage2:complete"),
             "the good execution's events",
         )
-        dead = await _dead_letters(amqp_url, bus.dead_letter_queue_name, len(poison))
+        dead = await take_dead_letters(amqp_url, bus.dead_letter_queue_name, len(poison))
 
     # No poison reached the client: only the good execution's two events.
     assert sorted(e.event for e in dashboard.data_events()) == [

@@ -1,1 +1,1 @@
-"""The outbox relay (publishes outbox rows with publisher confirms) and the NOTIFY listener."""
+"""The outbox relay: publishes outbox rows with publisher confirms (woken by `shared.notify`)."""

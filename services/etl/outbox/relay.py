@@ -21,10 +21,10 @@ import asyncpg
 from services.etl import metrics, queries
 from services.etl.errors import describe_error
 from services.etl.stage2.jobs import Executor
-from services.etl.waits import wait_any
 from shared.backoff import Backoff, retry
 from shared.bus import Bus, BusError
 from shared.db import DATABASE_ERRORS
+from shared.waits import wait_any
 
 log = logging.getLogger(__name__)
 

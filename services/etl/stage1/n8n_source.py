@@ -30,7 +30,7 @@ from services.etl.stage1.n8n_catchup import (
 )
 from services.etl.stage2 import flatted
 from services.etl.stage2.n8n_run import NodeNames, first_item, run_data_of
-from services.etl.waits import wait_any
+from shared.waits import wait_any
 
 log = logging.getLogger(__name__)
 

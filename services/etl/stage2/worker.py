@@ -21,10 +21,10 @@ from services.etl.stage2.extraction import Stage2Config, run_stage2
 from services.etl.stage2.images import ImageLimits
 from services.etl.stage2.jobs import ClaimedJob, RetryPolicy, Stage2Result
 from services.etl.stage2.n8n_extraction import N8nStage2Config, node_names
-from services.etl.waits import wait_any
 from shared.backoff import Backoff
 from shared.db import DATABASE_ERRORS
 from shared.settings import EtlSettings
+from shared.waits import wait_any
 
 log = logging.getLogger(__name__)
 

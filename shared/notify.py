@@ -1,5 +1,6 @@
 """PostgreSQL LISTEN on a dedicated connection: turns NOTIFYs into asyncio events.
 
+Used by the ETL worker (Stage 2 jobs) and the poller (completions to publish).
 Notifications only wake loops early; every loop also polls, so a lost
 connection (or a missed notification) delays work but never loses it.
 """
@@ -11,9 +12,8 @@ import logging
 
 import asyncpg
 
-from services.etl.errors import describe_error
-from services.etl.waits import wait_any
 from shared.backoff import Backoff, sleep_unless_stopped
+from shared.waits import wait_any
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class NotifyListener:
             except Exception as exc:
                 log.warning(
                     "listener: database unreachable, retrying",
-                    extra={"error": describe_error(exc), "retry_in_s": backoff.delay_s},
+                    extra={"error": _describe(exc), "retry_in_s": backoff.delay_s},
                 )
                 await backoff.wait(stop)
                 continue
@@ -59,9 +59,13 @@ class NotifyListener:
                 if lost.is_set():
                     log.warning("listener: connection lost, reconnecting")
             except Exception as exc:
-                log.warning("listener: failed", extra={"error": describe_error(exc)})
+                log.warning("listener: failed", extra={"error": _describe(exc)})
                 await sleep_unless_stopped(stop, backoff.delay_s)
             finally:
                 self.listening.clear()
                 if not conn.is_closed():
                     await conn.close(timeout=5)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 
 async def wait_any(*events: asyncio.Event, max_wait_s: float | None) -> None:
@@ -16,3 +17,24 @@ async def wait_any(*events: asyncio.Event, max_wait_s: float | None) -> None:
         for waiter in waiters:
             waiter.cancel()
         await asyncio.gather(*waiters, return_exceptions=True)
+
+
+class StampedEvent(asyncio.Event):
+    """An event that remembers when it was first set since it was last cleared (time.time()).
+
+    A loop woken by it can tell how long the wake-up waited for it (the poller
+    logs NOTIFY → cycle start).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first_set_at: float | None = None
+
+    def set(self) -> None:
+        if self.first_set_at is None:
+            self.first_set_at = time.time()
+        super().set()
+
+    def clear(self) -> None:
+        self.first_set_at = None
+        super().clear()
