@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from services.gateway.hub import Event, Hub, Position, fingerprint
+from services.gateway.queries import CLAIM_DEAD_LETTER_SQL
 from shared.bus import Bus, BusError, StreamEntry
 from shared.contracts import spec_for
 from shared.db import DATABASE_ERRORS
@@ -40,20 +41,6 @@ HEAD_PROBE_S = 1.0
 READ_BACK_CONCURRENCY = 16
 # A read-back that gets no message for this long gives up (the client gets a reset).
 READ_BACK_IDLE_S = 5.0
-
-# The claim of one dead-letter copy: only the reader whose insert returns a row copies.
-# Old claims go in the same (rare) transaction: a claim only has to outlive the
-# moment every live reader has passed its offset.
-CLAIM_DEAD_LETTER_SQL = """
-    WITH expired AS (
-        DELETE FROM stream_dead_letters WHERE recorded_at < now() - interval '7 days'
-    )
-    INSERT INTO stream_dead_letters
-        (stream, stream_offset, tag, routing_key, message_id, reason, reader)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-    ON CONFLICT DO NOTHING
-    RETURNING true
-"""
 
 
 class Unresumable(Exception):

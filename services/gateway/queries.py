@@ -218,6 +218,22 @@ async def execution_exists(pool: asyncpg.Pool, execution_id: int) -> bool:
     return bool(await pool.fetchval("SELECT 1 FROM executions WHERE id = $1", execution_id))
 
 
+# -- The event stream (consumer.py) ----------------------------------------------
+# The claim of one dead-letter copy: only the reader whose insert returns a row copies.
+# Old claims go in the same (rare) transaction: a claim only has to outlive the
+# moment every live reader has passed its offset.
+CLAIM_DEAD_LETTER_SQL = """
+    WITH expired AS (
+        DELETE FROM stream_dead_letters WHERE recorded_at < now() - interval '7 days'
+    )
+    INSERT INTO stream_dead_letters
+        (stream, stream_offset, tag, routing_key, message_id, reason, reader)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT DO NOTHING
+    RETURNING true
+"""
+
+
 # -- Export (export.py) ---------------------------------------------------------
 
 

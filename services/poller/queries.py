@@ -48,6 +48,9 @@ CLAIM_SQL = f"""
     ORDER BY e.extracted_at, e.id
 """
 
+# This transaction only: commit without waiting for the WAL flush (tick.py says when).
+ASYNC_COMMIT_SQL = "SET LOCAL synchronous_commit = off"
+
 # Trimming, by age only, in chunks so no transaction grows with the table.
 # $1 = age in seconds (look-back + margin), $2 = chunk size.
 TRIM_BROADCAST_IDS_SQL = """

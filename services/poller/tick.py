@@ -12,7 +12,7 @@ from asyncpg.pool import PoolConnectionProxy
 from pydantic import ValidationError
 
 from services.poller.metrics import REJECTED
-from services.poller.queries import CLAIM_SQL, RECORD_REJECTED_SQL
+from services.poller.queries import ASYNC_COMMIT_SQL, CLAIM_SQL, RECORD_REJECTED_SQL
 from shared.bus import Bus
 from shared.contracts import ExecutionBatch, ExecutionSummary
 from shared.executions import summary_from_row
@@ -65,7 +65,7 @@ async def poll_once(
                 # Skip the WAL flush wait (~half a cycle): a claim lost in a database
                 # crash only means that batch is published again, never that one is missed.
                 # Sent after the publish: the gateways get the batch without waiting for it.
-                await conn.execute("SET LOCAL synchronous_commit = off")
+                await conn.execute(ASYNC_COMMIT_SQL)
     finally:
         stamps.committed = time.perf_counter()  # rolled back or committed
     return [summary.id for summary in summaries]

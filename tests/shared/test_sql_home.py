@@ -3,7 +3,8 @@ and `shared/queries.py` for the statements every service shares.
 
 A fast, database-free check: parse every module under services/ and shared/ with `ast`
 and fail, naming file:line, on a string (or f-string) that reads as an SQL statement
-anywhere but its home. Docstrings are prose and are skipped.
+anywhere but its home, or that is handed straight to a query method (`execute`,
+`fetch`, …: whatever it says, it is SQL). Docstrings are prose and are skipped.
 """
 
 from __future__ import annotations
@@ -32,8 +33,15 @@ _STATEMENT = re.compile(
             (?:TABLE|INDEX|FUNCTION|PROCEDURE|TRIGGER|DATABASE|VIEW|SCHEMA|EXTENSION|TYPE
               |SEQUENCE|ROLE)\s
       | (?:LISTEN|NOTIFY)\s+(?:"[^"]+"|\w+|\{\})\s*(?:,.*)?;?\s*\Z
+      | SET\s+(?:LOCAL\s+|SESSION\s+)?[\w.]+\s*(?:=|TO\s)
+      | TRUNCATE\s+(?:TABLE\s+)?[\w."]+
     )""",
     re.IGNORECASE | re.VERBOSE | re.DOTALL,
+)
+
+# asyncpg's methods whose first argument is a statement.
+QUERY_METHODS = frozenset(
+    {"execute", "executemany", "fetch", "fetchval", "fetchrow", "fetchmany", "cursor", "prepare"}
 )
 
 # Deliberate exceptions, each with its reason. Empty: nothing needs one today.
@@ -66,6 +74,30 @@ def _docstrings(tree: ast.Module) -> set[int]:
     return ids
 
 
+def _text(node: ast.expr) -> str | None:
+    """A literal's text; an f-string's with `{}` for each field; None for anything else."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(
+            str(part.value) if isinstance(part, ast.Constant) else "{}" for part in node.values
+        )
+    return None
+
+
+def _query_literals(tree: ast.Module) -> Iterator[tuple[int, str]]:
+    """Literals passed as the statement of `conn.execute(...)` and the like."""
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in QUERY_METHODS
+            and node.args
+            and (text := _text(node.args[0])) is not None
+        ):
+            yield node.lineno, text
+
+
 def _strings(tree: ast.Module) -> Iterator[tuple[int, str]]:
     """Every string literal with its line; an f-string's text with `{}` for each field."""
     skip = _docstrings(tree)
@@ -73,10 +105,7 @@ def _strings(tree: ast.Module) -> Iterator[tuple[int, str]]:
         if isinstance(node, ast.JoinedStr):
             for part in node.values:  # its pieces are judged as the whole, not alone
                 skip.add(id(part))
-            text = "".join(
-                str(part.value) if isinstance(part, ast.Constant) else "{}" for part in node.values
-            )
-            yield node.lineno, text
+            yield node.lineno, _text(node) or ""
         elif (
             isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip
         ):
@@ -92,13 +121,14 @@ def misplaced_sql() -> list[str]:
                 continue
             where = path.relative_to(REPO_ROOT).as_posix()
             tree = ast.parse(path.read_text(), filename=where)
-            for line, text in _strings(tree):
-                if looks_like_sql(text) and f"{where}:{line}" not in ALLOWED:
+            candidates = [(line, t) for line, t in _strings(tree) if looks_like_sql(t)]
+            candidates += list(_query_literals(tree))
+            for line, text in sorted(set(candidates)):
+                if f"{where}:{line}" not in ALLOWED:
                     snippet = " ".join(text.split())[:60]
                     home_name = home.relative_to(REPO_ROOT).as_posix()
                     found.append(f"{where}:{line}: {snippet!r} (belongs in {home_name})")
-    # ast.walk is breadth-first: sort so the report reads in file order.
-    return sorted(found, key=lambda entry: (entry.split(":")[0], int(entry.split(":")[1])))
+    return found
 
 
 def test_every_sql_statement_lives_in_its_services_queries_module() -> None:
@@ -114,6 +144,7 @@ def test_every_allowed_exception_still_exists() -> None:
             where = path.relative_to(REPO_ROOT).as_posix()
             tree = ast.parse(path.read_text(), filename=where)
             current |= {f"{where}:{line}" for line, text in _strings(tree) if looks_like_sql(text)}
+            current |= {f"{where}:{line}" for line, _text in _query_literals(tree)}
     assert set(ALLOWED) <= current
 
 
@@ -132,6 +163,9 @@ def test_every_allowed_exception_still_exists() -> None:
         "DROP TRIGGER IF EXISTS t ON execution_entity",
         "LISTEN stage2_jobs",
         "NOTIFY outbox_events, 'x'",
+        "SET LOCAL synchronous_commit = off",
+        "set statement_timeout TO 0",
+        "TRUNCATE executions",
     ],
 )
 def test_statements_are_recognised(text: str) -> None:
@@ -150,6 +184,7 @@ def test_statements_are_recognised(text: str) -> None:
         "Delete broadcast ids older than the look-back",
         "selected",
         "select a camera first",
+        "set up the database first",
     ],
 )
 def test_prose_is_not_sql(text: str) -> None:
