@@ -95,7 +95,7 @@ def _query_literals(tree: ast.Module) -> Iterator[tuple[int, str]]:
             and node.args
             and (text := _text(node.args[0])) is not None
         ):
-            yield node.lineno, text
+            yield node.args[0].lineno, text  # the string's line, as _strings says it
 
 
 def _strings(tree: ast.Module) -> Iterator[tuple[int, str]]:
