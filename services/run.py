@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from shared import queries
-from shared.cli import parse_no_arguments
+from shared.cli import parser
 from shared.db import migrate
 from shared.settings import GatewaySettings
 
@@ -204,25 +204,53 @@ async def run(rate: float, *, with_n8n: bool = False) -> int:
     settings = GatewaySettings()
     await prepare(settings)
     stop = asyncio.Event()
+    if with_n8n:
+        return await run_with_n8n(settings, rate, stop)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if not with_n8n:
-        return await run_services(settings, rate, stop)
-    # A local n8n (SAI-shaped workflow) on this PostgreSQL; the services inherit N8N_*.
+    return await run_services(settings, rate, stop)
+
+
+async def run_with_n8n(settings: GatewaySettings, rate: float, stop: asyncio.Event) -> int:
+    """A local n8n (SAI-shaped workflow) on this PostgreSQL; the services inherit N8N_*."""
     from services.demo.n8n.session import camera_simulator, local_n8n_session
 
+    loop = asyncio.get_running_loop()
+    starting = asyncio.current_task()
+    up = False
+
+    def on_signal() -> None:
+        # While n8n starts (30 s or more), a first Ctrl-C unwinds the start: its cleanup
+        # stops n8n (a process group of its own, so the terminal's SIGINT misses it)
+        # and drops its database. Later ones only ask for the stop already under way.
+        if not up and not stop.is_set() and starting is not None:
+            starting.cancel()
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
     say("starting a local n8n (the first time installs it: ~4 min)")
-    with tempfile.TemporaryDirectory(prefix="smokesignal-n8n-") as workdir:
-        async with local_n8n_session(settings.database_url, Path(workdir)) as session:
-            os.environ.update(session.env)
-            say(f"n8n is up; camera simulator posting to {session.webhook_url}")
-            camera = asyncio.create_task(camera_simulator(session.webhook_url, rate, stop))
-            try:
-                return await run_services(settings, rate, stop)
-            finally:
-                stop.set()
-                await camera
+    try:
+        with tempfile.TemporaryDirectory(prefix="smokesignal-n8n-") as workdir:
+            async with local_n8n_session(settings.database_url, Path(workdir)) as session:
+                up = True
+                os.environ.update(session.env)
+                database = urlsplit(session.env["N8N_DATABASE_URL"]).path.lstrip("/")
+                say(f"started n8n (pid {session.pid}): {session.base_url}, database {database}")
+                say(f"camera simulator posting {rate:g} frames/s to {session.webhook_url}")
+                camera = asyncio.create_task(camera_simulator(session.webhook_url, rate, stop))
+                try:
+                    return await run_services(settings, rate, stop)
+                finally:
+                    stop.set()
+                    await camera
+                    say("stopping n8n")
+    except asyncio.CancelledError:
+        if up or not stop.is_set():
+            raise
+        say("interrupted while n8n was starting; n8n stopped")
+        return 0
 
 
 async def run_services(settings: GatewaySettings, rate: float, stop: asyncio.Event) -> int:
@@ -268,9 +296,16 @@ async def run_services(settings: GatewaySettings, rate: float, stop: asyncio.Eve
 
 
 def main(argv: list[str] | None = None) -> None:
-    parse_no_arguments("python -m services.run", __doc__, argv)
+    cli = parser("python -m services.run", __doc__)
+    cli.add_argument(
+        "--n8n",
+        action="store_true",
+        help="`make run-n8n`: a local n8n (SAI-shaped workflow) and a camera simulator "
+        "posting DEMO_RATE frames/s feed the system instead of the demo generator",
+    )
+    args = cli.parse_args(argv)
     rate = float(os.environ.get("DEMO_RATE", "2"))
-    sys.exit(asyncio.run(run(rate, with_n8n="--n8n" in sys.argv[1:])))
+    sys.exit(asyncio.run(run(rate, with_n8n=args.n8n)))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -27,7 +28,9 @@ from testkit.isolation import (
     new_database_name,
     new_exchange_name,
     remove_leftovers,
+    with_database,
 )
+from testkit.launcher import Launcher, launch, launching, run_env
 from testkit.processes import ServiceProcess
 from testkit.tcp_proxy import TcpProxy
 
@@ -155,6 +158,29 @@ def service_process() -> Iterator[Callable[..., ServiceProcess]]:
     yield make
     for proc in started:
         proc.cleanup()
+
+
+@pytest.fixture
+def run_database(infra: Infra) -> Iterator[str]:
+    """A database name that does not exist yet (the launcher must create it); dropped after."""
+    name = new_database_name("t")
+    yield with_database(infra.database_url, name)
+    asyncio.run(drop_database(infra.database_url, name))
+
+
+@pytest.fixture
+def run_environment(
+    run_database: str, amqp_url: str, exchange_name: str, tmp_path: Path, bus: Bus
+) -> dict[str, str]:
+    """The environment of a `services.run` on this test's new database and exchange."""
+    return run_env(run_database, amqp_url, exchange_name, tmp_path)
+
+
+@pytest.fixture
+def run_launcher() -> Iterator[Callable[..., Launcher]]:
+    """`run_launcher(env, *args)` starts `python -m services.run *args`; stopped after."""
+    with launching() as started:
+        yield lambda env, *args: launch(started, env, *args)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

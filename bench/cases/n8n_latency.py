@@ -8,6 +8,18 @@ client in another process stamps each arrival. Latency = arrival - n8n's
 `stoppedAt` of the run (n8n's clock; same machine). So it covers n8n's commit →
 NOTIFY → Stage 1 record → Stage 2 job (decode, frame read, image work) →
 outbox relay → RabbitMQ → gateway → SSE.
+
+Where the time goes (`hops`, per execution, each from a timestamp on the path;
+all clocks are this machine's):
+- `n8n_save`: stoppedAt → the trigger's NOTIFY heard by this process (n8n
+  writes the run data and commits after it stamps stoppedAt),
+- `stage1_record`: NOTIFY → the `executions` row (`created_at`),
+- `stage2_wait`: recorded → the Stage 2 job starts (extracted_at minus its
+  processing_time_ms: the wake-up and claim),
+- `stage2_work`: the job's work until its commit (the outbox row's created_at),
+- `relay`: commit → the outbox row marked published (publisher confirms in),
+- `bus_to_sse`: published → the SSE client's receipt (RabbitMQ stream → gateway
+  → SSE; the publish happened just before the mark, so this is a lower bound).
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +48,33 @@ from testkit.pipeline import etl_worker, poller
 from testkit.processes import ProcessGroup
 
 STAGE2_COMPLETE = ("etl:stage2:complete",)
+CHANNEL = "smokesignal_n8n"
+
+# Per execution, the timestamps smokesignal's own rows carry (epoch seconds).
+TIMESTAMPS = """
+SELECT e.id, extract(epoch FROM e.created_at)::float8 AS recorded,
+       extract(epoch FROM e.extracted_at)::float8
+           - (o.payload::json->>'processing_time_ms')::float8 / 1000 AS claimed,
+       extract(epoch FROM o.created_at)::float8 AS committed,
+       extract(epoch FROM o.published_at)::float8 AS published
+FROM executions e JOIN outbox o ON o.execution_id = e.id AND o.routing_key = 'stage2.complete'
+"""
+HOPS = (
+    ("n8n_save", "stopped", "notified"),
+    ("stage1_record", "notified", "recorded"),
+    ("stage2_wait", "recorded", "claimed"),
+    ("stage2_work", "claimed", "committed"),
+    ("relay", "committed", "published"),
+    ("bus_to_sse", "published", "arrived"),
+)
+
+
+def hop_breakdown(stamps: dict[int, dict[str, float]]) -> dict[str, dict[str, float | int]]:
+    """p50/p95/p99 of each hop over the executions that have both of its ends."""
+    return {
+        name: summary_ms([t[end] - t[start] for t in stamps.values() if start in t and end in t])
+        for name, start, end in HOPS
+    }
 
 
 async def post_at_rate(webhook_url: str, rate: float, count: int) -> None:
@@ -66,8 +106,14 @@ async def run(rate: float = 5.0, duration_s: float = 30.0) -> dict[str, Any]:
             ) as n8n,
         ):
             n8n_db = await asyncpg.connect(n8n.database_url)
+            notified: dict[int, float] = {}
+
+            def heard(_c: object, _p: int, _ch: str, payload: object) -> None:
+                notified.setdefault(int(str(payload)), time.time())
+
             try:
-                await n8n_trigger.install(n8n_db, "smokesignal_n8n")
+                await n8n_trigger.install(n8n_db, CHANNEL)
+                await n8n_db.add_listener(CHANNEL, heard)
                 env = bench_service_env(
                     database_url,
                     exchange,
@@ -102,12 +148,26 @@ async def run(rate: float = 5.0, duration_s: float = 30.0) -> dict[str, Any]:
                                FROM execution_entity WHERE status = 'success'"""
                         )
                     }
+                ours = await asyncpg.connect(database_url)
+                try:
+                    our_rows = await ours.fetch(TIMESTAMPS)
+                finally:
+                    await ours.close()
             finally:
                 with contextlib.suppress(Exception):
                     await n8n_db.close()
                 await delete_exchange(exchange)
     arrived = recorder.first_receipt(STAGE2_COMPLETE)
     values = [arrived[i] - stopped[i] for i in stopped if i in arrived]
+    stamps: dict[int, dict[str, float]] = {i: {"stopped": stopped[i]} for i in stopped}
+    for row in our_rows:
+        if row["id"] in stamps:
+            stamps[row["id"]].update({k: v for k, v in dict(row).items() if k != "id" and v})
+    for i, stamp in stamps.items():
+        if i in notified:
+            stamp["notified"] = notified[i]
+        if i in arrived:
+            stamp["arrived"] = arrived[i]
     return {
         "rate_per_s": rate,
         "frames": count,
@@ -115,4 +175,5 @@ async def run(rate: float = 5.0, duration_s: float = 30.0) -> dict[str, Any]:
         "received": len(values),
         "missing": len(stopped) - len(values),
         "n8n_finish_to_sse": summary_ms(values),
+        "hops": hop_breakdown(stamps),
     }

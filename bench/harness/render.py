@@ -23,6 +23,27 @@ def _cpu(percent: dict[str, float]) -> str:
     return ", ".join(f"{name} {value}%" for name, value in percent.items())
 
 
+def _n8n_latency(entry: dict[str, Any]) -> list[str]:
+    """The total, then where it goes: one row per hop along the path."""
+    result = entry["result"]
+    total = result["n8n_finish_to_sse"]
+    summary = (
+        f"{result['received']}/{result['n8n_runs']} runs at {result['rate_per_s']} frames/s; "
+        f"total p50 {total['p50_ms']} ms, p95 {total['p95_ms']} ms, p99 {total['p99_ms']} ms."
+    )
+    columns = ("p50_ms", "p95_ms", "p99_ms", "max_ms")
+    hops = [[name, *(h[k] for k in columns)] for name, h in result["hops"].items()]
+    return [
+        "### n8n finish → `etl:stage2:complete` on SSE, by hop",
+        "",
+        _cmd(entry),
+        "",
+        summary,
+        "",
+        *table(["hop", "p50 ms", "p95 ms", "p99 ms", "max ms"], hops),
+    ]
+
+
 def render(document: dict[str, Any]) -> list[str]:
     b = document["benchmarks"]
     out: list[str] = []
@@ -88,6 +109,8 @@ def render(document: dict[str, Any]) -> list[str]:
         e = b["batch"]
         out += ["### Stage 2 commit → `execution:batch`, hop by hop", "", _cmd(e), ""]
         out += _batch_hops(e["result"]["rates"])
+    if "n8n_latency" in b:
+        out += _n8n_latency(b["n8n_latency"])
     if "versus_old" in b:
         e = b["versus_old"]
         r = e["result"]

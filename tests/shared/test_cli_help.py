@@ -17,6 +17,7 @@ COMMANDS = [
     ["-m", "services.poller"],
     ["-m", "services.gateway"],
     ["-m", "services.run"],
+    ["-m", "services.run", "--n8n"],
     ["-m", "shared.migrate"],
     ["-m", "bench"],
     ["deploy/healthcheck.py"],

@@ -14,6 +14,10 @@ CAMERAS = (
 )
 
 
+# SAI's cameras stamp a frame like this, in UTC: "2025-10-10_04-33-52".
+SAI_TIMESTAMP = "%Y-%m-%d_%H-%M-%S"
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     number: int

@@ -11,11 +11,12 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
-from services.demo.n8n.camera import Frame, post_frame
+from services.demo.n8n.camera import SAI_TIMESTAMP, Frame, post_frame
 from services.demo.n8n.local import database_url_named, running_n8n
 from services.demo.n8n.standins import SCENARIOS, running_standins
 from services.demo.scenes import render_picture
@@ -25,6 +26,8 @@ from services.demo.scenes import render_picture
 class N8nSession:
     env: dict[str, str]  # what the ETL needs to read this n8n
     webhook_url: str
+    base_url: str
+    pid: int  # n8n's process, the leader of its own process group
 
 
 @asynccontextmanager
@@ -50,14 +53,17 @@ async def local_n8n_session(database_url: str, workdir: Path) -> AsyncIterator[N
             check=True,
             capture_output=True,
         )
-        yield N8nSession(env, n8n.webhook_url)
+        yield N8nSession(env, n8n.webhook_url, n8n.base_url, n8n.process.pid)
 
 
 async def camera_simulator(webhook_url: str, rate: float, stop: asyncio.Event) -> None:
-    """Post frames at `rate` per second until `stop` (a few slow, a few failing)."""
+    """Post frames at `rate` per second until `stop` (a few slow, a few failing), stamped
+    with the capture time as SAI's cameras write it (UTC)."""
     rng = random.Random()
-    number = 0
+    loop = asyncio.get_running_loop()
+    posts: set[asyncio.Task[None]] = set()
     async with httpx.AsyncClient(timeout=30) as client:
+        number, start = 0, loop.time()
         while not stop.is_set():
             number += 1
             scenario = rng.choice(SCENARIOS)
@@ -68,8 +74,20 @@ async def camera_simulator(webhook_url: str, rate: float, stop: asyncio.Event) -
                 scenario=scenario,
                 delay_ms=rng.choice((0, 0, 0, 800)),
                 fail=rng.random() < 0.03,
+                captured_at=datetime.now(UTC).strftime(SAI_TIMESTAMP),
             )
-            with contextlib.suppress(httpx.HTTPError):
-                await post_frame(client, webhook_url, frame)
+            # On a clock, not one after another: a slow answer from n8n must not lower the rate.
+            post = asyncio.create_task(_post_quietly(client, webhook_url, frame))
+            posts.add(post)
+            post.add_done_callback(posts.discard)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1 / rate)
+                await asyncio.wait_for(stop.wait(), max(0.0, start + number / rate - loop.time()))
+        # Stopping: frames still in flight are dropped (a camera going offline), not awaited.
+        for post in posts:
+            post.cancel()
+        await asyncio.gather(*posts, return_exceptions=True)
+
+
+async def _post_quietly(client: httpx.AsyncClient, webhook_url: str, frame: Frame) -> None:
+    with contextlib.suppress(httpx.HTTPError):
+        await post_frame(client, webhook_url, frame)

@@ -235,6 +235,13 @@ export class DetailView {
       [t("field.stopped"), formatFullTime(state.stopped_at)],
       [t("field.stage2_finished"), formatFullTime(state.extracted_at)],
     ];
+    // n8n-sourced runs: which alert went out, and from which camera node.
+    if (state.telegram_message_id != null) {
+      rows.push([t("field.telegram_message"), state.telegram_message_id]);
+    }
+    if (state.device_id && state.device_id !== state.camera_id) {
+      rows.push([t("field.device"), state.device_id]);
+    }
     if (state.model_version) rows.push([t("field.model_version"), state.model_version]);
     if (state.processing_time_ms != null) {
       rows.push([t("field.stage2_time"), milliseconds(state.processing_time_ms)]);
