@@ -45,10 +45,13 @@ class FanoutConnection(asyncio.Protocol):
             status = self.head[: self.head.find(b"\r\n")]
             data = self.head[end + 4 :]
             self.head = None
-            if b" 200" not in status:
+            if self.ready.done():
+                pass  # connect_all gave up (timeout) and cancelled the wait
+            elif b" 200" not in status:
                 self.ready.set_exception(ConnectionError(status.decode(errors="replace")))
                 return
-            self.ready.set_result(None)
+            else:
+                self.ready.set_result(None)
         client = self.client
         tail = self.tail
         buffer = tail + data

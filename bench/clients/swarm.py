@@ -59,7 +59,9 @@ class Swarm:
         self.processes: list[asyncio.subprocess.Process] = []
         self.connect_s = 0.0
 
-    async def start(self, within_s: float = 900) -> Swarm:
+    async def start(self, within_s: float = 1900) -> Swarm:
+        """Start the members; wait until all connected (each gives up after 1,800 s:
+        40,000 handshakes took over 10 minutes on the gateway at load 33)."""
         started = time.monotonic()
         for argv in self.argv:
             self.processes.append(

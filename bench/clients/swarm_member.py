@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--beat-marker", required=True, help="once in every heartbeat")
     parser.add_argument("--max-events", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=100, help="handshakes at once")
-    parser.add_argument("--within-s", type=float, default=600, help="time to connect all")
+    parser.add_argument("--within-s", type=float, default=1800, help="time to connect all")
     return parser.parse_args(argv)
 
 
