@@ -11,7 +11,9 @@ from pathlib import Path
 import uvicorn
 
 from services.gateway.app import create_app
+from services.gateway.front import uvicorn_options
 from services.gateway.hub import Hub
+from services.gateway.server import GatewayServer
 from shared.settings import GatewaySettings
 from testkit.net import free_port, wait_http_ready
 from testkit.processes import ServiceProcess
@@ -45,9 +47,16 @@ async def start_gateway(settings: GatewaySettings, static_dir: Path | None = Non
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, log_config=None, lifespan="on", timeout_graceful_shutdown=2, access_log=False
+        app,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+        access_log=False,
+        # As in production: /api/events on the lean path (services/gateway/front.py).
+        **uvicorn_options(settings),
     )
-    server = uvicorn.Server(config)
+    resources = app.state.resources
+    server = GatewayServer(config, on_shutdown=[resources.hub.close])
     task = asyncio.create_task(server.serve(sockets=[sock]))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + WAIT_S

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 import httpx
@@ -33,3 +34,13 @@ async def wait_http_ready(
             assert process.running, f"{process.name} exited:\n{process.output()[-4000:]}"
             await asyncio.sleep(0.1)
     raise AssertionError(f"{process.name} not ready:\n{process.output()[-4000:]}")
+
+
+async def read_until_closed(reader: asyncio.StreamReader, wait_s: float = 30.0) -> bytes:
+    """Everything the server sends until it closes the connection (`wait_s`: a
+    deadlock guard per read, not a timing assertion)."""
+    chunks = []
+    with contextlib.suppress(ConnectionError):
+        while chunk := await asyncio.wait_for(reader.read(65536), wait_s):
+            chunks.append(chunk)
+    return b"".join(chunks)

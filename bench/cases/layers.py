@@ -1,9 +1,15 @@
 """What each layer of the SSE stack costs per idle connection (RSS), nchan beside it.
 
-For every variant of bench/clients/layer_server.py, the real gateway (hub + its lean
-ASGI event stream under FastAPI routing and auth) and nchan: a fresh server
-process, RSS with no client, N idle SSE connections opened by the same client
-program (bench/sse_load.py), RSS again; (after - before) / N.
+For every variant of bench/clients/layer_server.py, the real gateway twice and
+nchan: a fresh server process, RSS with no client, N idle SSE connections opened
+by the same client program (bench/sse_load.py), RSS again; (after - before) / N.
+
+The gateway rows: `gateway` is `GET /api/events` as clients send it, served by the
+lean path below uvicorn (services/gateway/front.py: front protocol + hub, the app's
+auth and middleware run once per connection); `gateway_via_uvicorn` asks for
+`/api/%65vents`, which the front protocol leaves to uvicorn and the router still
+maps to the stream: the same route through uvicorn and its task-per-stream ASGI
+response (the gateway before the lean path), in the same run.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from testkit.gateway import GatewayProcess
 from testkit.net import free_port
 
 VARIANTS = ("protocol", "uvicorn", "starlette", "sse_starlette")
+GATEWAY_PATHS = {"gateway": "/api/events", "gateway_via_uvicorn": "/api/%65vents"}
 SETTLE_S = 1.0
 
 
@@ -77,16 +84,18 @@ async def run(connections: int = 5000, peer: bool = True) -> dict[str, Any]:
     """`peer`: also measure nchan (installed with apt when missing)."""
     limit = raise_nofile_limit()
     results = [await _variant(variant, connections) for variant in VARIANTS]
-    exchange = exchange_name("layers")
-    async with bench_database("layers") as database_url:
-        gateway = GatewayProcess(service_env(database_url, exchange), heartbeat_interval_s=300)
-        await gateway.start()
-        try:
-            figures = await _per_connection(gateway.port, "/api/events", gateway.pid, connections)
-            results.append({"variant": "gateway", **figures})
-        finally:
-            gateway.stop()
-            await delete_exchange(exchange)
+    for variant, path in GATEWAY_PATHS.items():
+        exchange = exchange_name("layers")
+        async with bench_database("layers") as database_url:
+            env = service_env(database_url, exchange)
+            gateway = GatewayProcess(env, heartbeat_interval_s=300)  # one worker (service_env)
+            await gateway.start()
+            try:
+                figures = await _per_connection(gateway.port, path, gateway.pid, connections)
+                results.append({"variant": variant, **figures})
+            finally:
+                gateway.stop()
+                await delete_exchange(exchange)
     if peer:
         with NchanServer() as nchan:
             figures = await _per_connection(

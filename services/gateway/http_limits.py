@@ -19,6 +19,7 @@ per process with `503 Service Unavailable`, and `timeout_keep_alive`
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -26,7 +27,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from shared.settings import GatewaySettings
 
 LINGER_S = 2.0
-_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+_REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+}
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -98,38 +103,48 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse(self, status: int) -> None:
         self._end_head()
-        if self.transport.is_closing():
+        self._discarding = refuse(self.transport, self.loop, status, self.logger)
+
+    def continue_head(self, started_at: float) -> None:
+        """Count the head's time from `started_at` (a connection taken over from the
+        front protocol, services/gateway/front.py, which read its first bytes)."""
+        if self._head_timer is None:
             return
-        reason = _REASONS[status]
-        self.logger.warning("refused request head: %s", reason.decode(), extra={"status": status})
-        self.transport.write(
-            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
-            b"content-length: %d\r\nconnection: close\r\n\r\n%s"
-            % (status, reason, len(reason), reason)
-        )
-        # A lingering close: closing with the client's unread bytes in the socket
-        # makes the kernel send a reset, which can destroy the answer before the
-        # client reads it. So: FIN after the answer, drop what still comes, close
-        # when the client does (or after LINGER_S).
-        self._discarding = True
-        if self.transport.can_write_eof():
-            self.transport.write_eof()
-        self.loop.call_later(LINGER_S, self.transport.close)
+        self._head_timer.cancel()
+        remaining = max(0.0, self.head_timeout_s - (self.loop.time() - started_at))
+        self._head_timer = self.loop.call_later(remaining, self._head_timed_out)
 
 
-def bounded_protocol(max_head_bytes: int, head_timeout_s: float) -> type[HttpToolsProtocol]:
-    """A protocol class with these bounds (uvicorn takes a class, not an instance)."""
-    return type(
-        "BoundedHttpToolsProtocol",
-        (BoundedHttpToolsProtocol,),
-        {"max_head_bytes": max_head_bytes, "head_timeout_s": head_timeout_s},
+def refuse(
+    transport: asyncio.Transport,
+    loop: asyncio.AbstractEventLoop,
+    status: int,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+) -> bool:
+    """Answer `status` (408/431/400) and close lingeringly; True once the caller must
+    discard what the client still sends."""
+    if transport.is_closing():
+        return False
+    reason = _REASONS[status]
+    logger.warning("refused request head: %s", reason.decode(), extra={"status": status})
+    transport.write(
+        b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (status, reason, len(reason), reason)
     )
+    # A lingering close: closing with the client's unread bytes in the socket
+    # makes the kernel send a reset, which can destroy the answer before the
+    # client reads it. So: FIN after the answer, drop what still comes, close
+    # when the client does (or after LINGER_S).
+    if transport.can_write_eof():
+        transport.write_eof()
+    loop.call_later(LINGER_S, transport.close)
+    return True
 
 
 def limit_options(settings: GatewaySettings) -> dict[str, Any]:
-    """uvicorn.Config keyword arguments for the limits (per worker process)."""
+    """uvicorn.Config keyword arguments for the connection limits (per worker process);
+    the head bounds come with the protocol class (services/gateway/front.py)."""
     return {
-        "http": bounded_protocol(settings.gateway_max_head_bytes, settings.gateway_head_timeout_s),
         "limit_concurrency": settings.gateway_max_connections,
         "timeout_keep_alive": settings.gateway_keep_alive_s,
     }

@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Protocol
 
 from services.gateway.event_filters import ALL, EventFilter, project
 from services.gateway.sse import frame
@@ -101,6 +102,26 @@ class Where(Enum):
     BEFORE_BUFFER = "before_buffer"  # read it back from the stream
     AHEAD = "ahead"  # not read yet by this process (it lags the one that sent it)
     MISMATCH = "mismatch"  # another message is at that offset: a recreated stream
+
+
+class Subscriber(Protocol):
+    """What the hub needs of a client: `Client` (a queue read by the stream's task) or
+    the lean event connection (services/gateway/event_connection.py), which writes
+    each event to its socket as it is offered."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def filter(self) -> EventFilter: ...
+
+    def offer(self, event: Event) -> bool:
+        """Take `event` without waiting; False when the client cannot keep up (dropped)."""
+        ...
+
+    def end(self, reason: str, last: Event | None = None) -> None:
+        """End the client's stream (after `last`, when given)."""
+        ...
 
 
 class Client:
@@ -236,7 +257,7 @@ class Hub:
         self._client_queue_size = client_queue_size
         self._client_queue_max_bytes = client_queue_max_bytes
         # Clients by filter, then by id: an event is projected once per filter.
-        self._groups: dict[EventFilter, dict[str, Client]] = {}
+        self._groups: dict[EventFilter, dict[str, Subscriber]] = {}
         self._client_ids = itertools.count(1)
         # Names this process in client ids and logs (event ids do not depend on it).
         self.instance = uuid.uuid4().hex[:8]
@@ -304,7 +325,7 @@ class Hub:
             if projected is not None:
                 self._offer(clients, projected)
 
-    def _offer(self, clients: dict[str, Client], event: Event) -> None:
+    def _offer(self, clients: dict[str, Subscriber], event: Event) -> None:
         for client in list(clients.values()):
             if not client.offer(event):
                 self.drop(client, "client too slow: queue full")
@@ -340,7 +361,7 @@ class Hub:
         after_offset: int | None = None,
         client_id: str | None = None,
     ) -> tuple[Client, list[Event]]:
-        """Register a client; return it with its backlog (replayed events or a reset).
+        """Register a queue client; return it with its backlog (replayed events or a reset).
 
         `after_offset` (already verified by the caller) replays everything after
         it from the ring; a `last_event_id` is checked here and gets a reset
@@ -353,29 +374,48 @@ class Hub:
             event_filter,
             self._client_queue_max_bytes,
         )
+        return client, self.attach(client, last_event_id, after_offset=after_offset)
+
+    def attach(
+        self,
+        subscriber: Subscriber,
+        last_event_id: str | None = None,
+        *,
+        after_offset: int | None = None,
+    ) -> list[Event]:
+        """Register `subscriber` (any kind); return its backlog, as `subscribe` does."""
+        event_filter = subscriber.filter
         backlog: list[Event] = []
         if after_offset is not None:
             backlog = self._backlog_after(after_offset, event_filter)
         elif last_event_id is not None:
             backlog = self._backlog_for(last_event_id, event_filter)
         if self._closed:
-            client.end("server shutting down")
-            return client, backlog
-        self._groups.setdefault(event_filter, {})[client.id] = client
+            subscriber.end("server shutting down")
+            return backlog
+        self._groups.setdefault(event_filter, {})[subscriber.id] = subscriber
         self.stats.connections += 1
-        return client, backlog
+        return backlog
+
+    @property
+    def client_queue_size(self) -> int:
+        return self._client_queue_size
+
+    @property
+    def client_queue_max_bytes(self) -> int:
+        return self._client_queue_max_bytes
 
     def next_client_id(self) -> str:
         return f"{self.instance}-c{next(self._client_ids)}"
 
-    def unsubscribe(self, client: Client) -> None:
+    def unsubscribe(self, client: Subscriber) -> None:
         group = self._groups.get(client.filter)
         if group is None or group.pop(client.id, None) is None:
             return
         if not group:
             del self._groups[client.filter]
 
-    def drop(self, client: Client, reason: str) -> None:
+    def drop(self, client: Subscriber, reason: str) -> None:
         group = self._groups.get(client.filter)
         if group is None or client.id not in group:
             return

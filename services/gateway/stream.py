@@ -41,6 +41,16 @@ def connection_event(client_id: str, resumed_from: str | None) -> bytes:
     return frame(json.dumps(connection), event=SSE_CONNECTION)
 
 
+def session_expired_event() -> Event:
+    """The last event of a stream whose session (or bearer JWT) expired."""
+    data = json.dumps({"reason": "session expired: sign in again", "timestamp": now_iso()})
+    return Event(SSE_SESSION_EXPIRED, data)
+
+
+def expiry_delay_s(expires_at: datetime) -> float:
+    return max(0.0, (expires_at - datetime.now(UTC)).total_seconds())
+
+
 async def live_events(hub: Hub, client: Client, backlog: list[Event]) -> AsyncIterator[bytes]:
     """The backlog, then live events until the hub drops the client."""
     for event in backlog:
@@ -94,7 +104,7 @@ class EventStreamResponse(Response):
         self.client = client
         client.ended.add_done_callback(lambda _: self._arm_cut())
         if self._expires_at is not None:
-            delay = max(0.0, (self._expires_at - datetime.now(UTC)).total_seconds())
+            delay = expiry_delay_s(self._expires_at)
             self._expiry = asyncio.get_running_loop().call_later(delay, self._expire)
 
     def _expire(self) -> None:
@@ -102,8 +112,7 @@ class EventStreamResponse(Response):
         if client is None or client.dropped:
             return
         self._hub.unsubscribe(client)
-        data = json.dumps({"reason": "session expired: sign in again", "timestamp": now_iso()})
-        client.end("session expired", Event(SSE_SESSION_EXPIRED, data))
+        client.end("session expired", session_expired_event())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()

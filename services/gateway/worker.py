@@ -8,7 +8,7 @@ import signal
 import uvicorn
 
 from services.gateway.app import create_app
-from services.gateway.http_limits import limit_options
+from services.gateway.front import uvicorn_options
 from services.gateway.server import GatewayServer, reuseport_socket
 from shared.logs import configure_logging
 from shared.settings import GatewaySettings
@@ -40,7 +40,8 @@ def run_worker(index: int = 0) -> None:
         log_config=None,  # keep our JSON logging
         timeout_graceful_shutdown=5,
         access_log=False,
-        **limit_options(settings),  # head size/time bounds, connection cap, keep-alive
+        # The event stream below uvicorn (front.py), head bounds, connection cap, keep-alive.
+        **uvicorn_options(settings),
     )
     server = GatewayServer(config, on_shutdown=[resources.hub.close])
     if index:

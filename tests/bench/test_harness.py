@@ -130,6 +130,7 @@ def test_quick_suite_runs_every_benchmark(tmp_path: Path) -> None:
     assert failover["resets"] == failover["missing"] == failover["duplicates"] == 0
     layers = {v["variant"] for v in benchmarks["layers"]["result"]["variants"]}
     expected_layers = {"protocol", "uvicorn", "starlette", "sse_starlette", "gateway"}
+    expected_layers |= {"gateway_via_uvicorn"}
     assert layers == expected_layers | ({"nchan"} if nchan_installed() else set())
     workers = benchmarks["workers"]["result"]
     assert workers["workers_2"]["connected"] == workers["connections"]

@@ -12,6 +12,7 @@ import contextlib
 
 import httpx
 
+from testkit.net import read_until_closed
 from tests.security.conftest import GatewayProcessFactory
 
 WAIT_S = 30.0  # deadlock guard, not a timing assertion
@@ -19,15 +20,6 @@ WAIT_S = 30.0  # deadlock guard, not a timing assertion
 
 async def _open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     return await asyncio.open_connection("127.0.0.1", port)
-
-
-async def _response_or_close(reader: asyncio.StreamReader) -> bytes:
-    """Everything the server sends until it closes the connection."""
-    chunks = []
-    with contextlib.suppress(ConnectionError):
-        while chunk := await asyncio.wait_for(reader.read(65536), WAIT_S):
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def test_a_head_over_the_byte_bound_gets_431_and_is_closed(
@@ -42,7 +34,7 @@ async def test_a_head_over_the_byte_bound_gets_431_and_is_closed(
         for start in range(0, len(line), 16384):
             writer.write(line[start : start + 16384])
             await writer.drain()
-    answer = await _response_or_close(reader)
+    answer = await read_until_closed(reader)
     writer.close()
     assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
 
@@ -61,8 +53,8 @@ async def test_a_head_not_finished_in_time_gets_408_and_a_silent_connection_is_c
     silent_reader, silent_writer = await _open(gateway.port)
 
     # Both end on the server's side (before the fix neither ever did).
-    assert (await _response_or_close(half_reader)).startswith(b"HTTP/1.1 408 ")
-    assert await _response_or_close(silent_reader) == b""
+    assert (await read_until_closed(half_reader)).startswith(b"HTTP/1.1 408 ")
+    assert await read_until_closed(silent_reader) == b""
     for writer in (half_writer, silent_writer):
         writer.close()
 
@@ -72,7 +64,7 @@ async def test_a_head_not_finished_in_time_gets_408_and_a_silent_connection_is_c
     first = await asyncio.wait_for(reader.readuntil(b'{"status":"ok"}'), WAIT_S)
     assert first.startswith(b"HTTP/1.1 200 ")
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finished
-    assert (await _response_or_close(reader)).startswith(b"HTTP/1.1 408 ")
+    assert (await read_until_closed(reader)).startswith(b"HTTP/1.1 408 ")
     writer.close()
 
 
@@ -84,7 +76,7 @@ async def test_past_the_connection_cap_a_request_gets_a_clear_503(
     try:
         reader, writer = await _open(gateway.port)
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        answer = await _response_or_close(reader)
+        answer = await read_until_closed(reader)
         writer.close()
         assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
         assert answer.endswith(b"Service Unavailable")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import HTTPConnection
@@ -21,9 +23,19 @@ from services.gateway.auth.authenticate import Authenticator, AuthError, require
 from services.gateway.auth.roles import Role
 from services.gateway.consumer import StreamLog, Unresumable
 from services.gateway.deps import Resources
+from services.gateway.event_connection import LEAN_EXTENSION, EventConnection
 from services.gateway.event_filters import ALL, EventFilter, project
-from services.gateway.hub import Event, Hub, MalformedId, Position, Where, parse_event_id
-from services.gateway.stream import EventStreamResponse, connection_event, live_events
+from services.gateway.hub import (
+    Client,
+    Event,
+    Hub,
+    MalformedId,
+    Position,
+    Subscriber,
+    Where,
+    parse_event_id,
+)
+from services.gateway.stream import HEADERS, EventStreamResponse, connection_event, live_events
 from shared.contracts import ALERT_LEVELS
 
 log = logging.getLogger(__name__)
@@ -95,6 +107,16 @@ class EventsEndpoint:
         stream_log = resources.stream_log
         assert stream_log is not None  # set by the lifespan before any request
         settings, hub = resources.settings, resources.hub
+        del connection
+        lean: EventConnection | None = scope.get("extensions", {}).get(LEAN_EXTENSION)
+        if lean is not None:
+            # The front protocol (services/gateway/front.py) owns this socket: write the
+            # catch-up here, then hand the connection to the hub and return (no task).
+            await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+            await _serve_lean(
+                lean, hub, stream_log, last_event_id or None, event_filter, viewer.expires_at
+            )
+            return
         response = EventStreamResponse(
             hub,
             lambda response: _chunks(
@@ -106,8 +128,89 @@ class EventsEndpoint:
             # A session or JWT that expires ends the stream with `session:expired`.
             expires_at=viewer.expires_at,
         )
-        del connection
         await response(scope, receive, send)
+
+
+@dataclass(slots=True)
+class Resume:
+    """Where a client's stream continues once what it missed was read back."""
+
+    after: int | None = None  # replay the ring after this offset
+    reset_reason: str | None = None  # or send it a reset first
+
+
+async def _read_missed(
+    hub: Hub,
+    stream_log: StreamLog,
+    last_event_id: str | None,
+    event_filter: EventFilter,
+    resume: Resume,
+) -> AsyncIterator[bytes]:
+    """The events after `last_event_id` that the ring no longer holds (read back from
+    the stream); sets `resume` to where the ring takes over, or why it cannot."""
+    if last_event_id is None:
+        return
+    try:
+        position: Position | None = parse_event_id(last_event_id)
+    except MalformedId:
+        position, resume.reset_reason = None, "malformed event id"
+    while position is not None:
+        where = hub.where(position)
+        if where is Where.AHEAD and await hub.wait_past(position.offset, RESUME_WAIT_S):
+            # Another replica sent it; this one had not read that far yet.
+            where = hub.where(position)
+        if where is Where.IN_BUFFER:
+            resume.after = position.offset
+            hub.stats.resumed["buffer"] += 1
+            break
+        if where is not Where.BEFORE_BUFFER:
+            resume.reset_reason = "unknown or expired event id"
+            break
+        # Older than the ring: read it back from the stream.
+        try:
+            async for event, offset in stream_log.read_back(position):
+                if event is not None:
+                    assert event.id is not None
+                    position = parse_event_id(event.id)
+                    projected = project(event, event_filter, _reframe)
+                    if projected is not None:
+                        yield projected.wire
+                        hub.stats.events_sent[projected.event] += 1
+                resume.after = offset
+        except Unresumable as exc:
+            resume.reset_reason, resume.after = str(exc), None
+            break
+        oldest = hub.oldest_offset
+        if resume.after is None or oldest is None or oldest <= resume.after:
+            hub.stats.resumed["stream"] += 1
+            break
+        # The ring moved past what was read back while it was sent: read on.
+
+
+def _join(hub: Hub, subscriber: Subscriber, resume: Resume) -> list[Event]:
+    """Register `subscriber`; its backlog (a reset first when it could not resume).
+    No await between the read-back and this: the backlog and live events join exactly."""
+    backlog = hub.attach(subscriber, after_offset=resume.after)
+    if resume.reset_reason is not None:
+        backlog = [hub.reset_event(resume.reset_reason), *backlog]
+    return backlog
+
+
+async def _serve_lean(
+    lean: EventConnection,
+    hub: Hub,
+    stream_log: StreamLog,
+    last_event_id: str | None,
+    event_filter: EventFilter,
+    expires_at: datetime | None,
+) -> None:
+    client_id = hub.next_client_id()
+    await lean.write(connection_event(client_id, last_event_id))
+    resume = Resume()
+    async for chunk in _read_missed(hub, stream_log, last_event_id, event_filter, resume):
+        await lean.write(chunk)
+    subscriber = lean.subscriber(hub, client_id, event_filter)
+    lean.stream(_join(hub, subscriber, resume), expires_at)
 
 
 async def _chunks(
@@ -121,51 +224,12 @@ async def _chunks(
     """Connection event, then whatever the client missed, then live events."""
     client_id = hub.next_client_id()
     yield connection_event(client_id, last_event_id)
-    after: int | None = None
-    reset_reason: str | None = None
-    if last_event_id is not None:
-        try:
-            position: Position | None = parse_event_id(last_event_id)
-        except MalformedId:
-            position, reset_reason = None, "malformed event id"
-        while position is not None:
-            where = hub.where(position)
-            if where is Where.AHEAD and await hub.wait_past(position.offset, resume_wait_s):
-                # Another replica sent it; this one had not read that far yet.
-                where = hub.where(position)
-            if where is Where.IN_BUFFER:
-                after = position.offset
-                hub.stats.resumed["buffer"] += 1
-                break
-            if where is not Where.BEFORE_BUFFER:
-                reset_reason = "unknown or expired event id"
-                break
-            # Older than the ring: read it back from the stream.
-            try:
-                async for event, offset in stream_log.read_back(position):
-                    if event is not None:
-                        assert event.id is not None
-                        position = parse_event_id(event.id)
-                        projected = project(event, event_filter, _reframe)
-                        if projected is not None:
-                            yield projected.wire
-                            hub.stats.events_sent[projected.event] += 1
-                    after = offset
-            except Unresumable as exc:
-                reset_reason, after = str(exc), None
-                break
-            oldest = hub.oldest_offset
-            if after is None or oldest is None or oldest <= after:
-                hub.stats.resumed["stream"] += 1
-                break
-            # The ring moved past what was read back while it was sent: read on.
-    # No await from here to the subscription: the backlog and live events join exactly.
-    client, backlog = hub.subscribe(
-        event_filter=event_filter, after_offset=after, client_id=client_id
-    )
+    resume = Resume()
+    async for chunk in _read_missed(hub, stream_log, last_event_id, event_filter, resume):
+        yield chunk
+    client = Client(client_id, hub.client_queue_size, event_filter, hub.client_queue_max_bytes)
+    backlog = _join(hub, client, resume)
     response.attach(client)
-    if reset_reason is not None:
-        backlog = [hub.reset_event(reset_reason), *backlog]
     async for chunk in live_events(hub, client, backlog):
         yield chunk
 
