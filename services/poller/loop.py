@@ -25,6 +25,14 @@ log = logging.getLogger(__name__)
 BACKLOG_CHANNEL = "broadcast_backlog"
 
 
+# Cycles that may overlap: the next one claims as soon as the previous one has
+# sent its batch, while that one still waits for the broker's confirm and commits
+# (the confirm and the commit are most of a cycle; a completion that arrives
+# then need not wait for them). SKIP LOCKED keeps the claims disjoint, exactly
+# as between two replicas.
+PIPELINE_DEPTH = 2
+
+
 async def run_poller(
     pool: asyncpg.Pool,
     bus: Bus,
@@ -33,40 +41,79 @@ async def run_poller(
     on_published: Callable[[list[int]], None] | None = None,
     wake: asyncio.Event | None = None,
 ) -> None:
-    """Poll until `stop` is set; the cycle in progress always finishes (commit or rollback).
+    """Poll until `stop` is set; the cycles in progress always finish (commit or rollback).
 
     A cycle runs every `poller_interval_s`, and at once when `wake` is set (the
     NOTIFY of a Stage 2 commit, see `BACKLOG_CHANNEL`). There is no coalescing
-    timer: at most one cycle runs at a time, so what commits while a cycle runs
-    (claim, publish, commit: a few ms) goes out together in the next one.
+    timer: a new cycle starts only once the previous one has sent its batch, so
+    what commits while a cycle claims and sends (a few ms) goes out together in
+    the next one, and a burst becomes a few batches, not one per completion.
     """
     # Trimming runs beside the cycles: a large first trim must not hold them up.
     trimmer = asyncio.create_task(_trim_every_interval(pool, settings, stop))
+    running: list[asyncio.Task[list[int]]] = []
+
+    def reap() -> None:
+        """Hand on what finished cycles published (and raise what one raised)."""
+        for cycle in [c for c in running if c.done()]:
+            running.remove(cycle)
+            ids = cycle.result()
+            if ids and on_published is not None:
+                on_published(ids)
+
     try:
         while not stop.is_set():
             notified_at = wake.first_set_at if isinstance(wake, StampedEvent) else None
             if wake is not None:
-                wake.clear()  # a NOTIFY during this cycle makes the next one start at once
-            ids = await _cycle(pool, bus, settings, notified_at)
-            if ids and on_published is not None:
-                on_published(ids)
-            if len(ids) < settings.poller_batch_size:
+                wake.clear()  # a NOTIFY from now on makes the next cycle start at once
+            sending = asyncio.Event()
+            sent: list[int] = [0]
+
+            def on_send(
+                count: int, sent: list[int] = sent, sending: asyncio.Event = sending
+            ) -> None:
+                sent[0] = count
+                sending.set()
+
+            cycle = asyncio.create_task(_cycle(pool, bus, settings, notified_at, on_send))
+            running.append(cycle)
+            # Until this cycle has sent its batch, or ended without one.
+            await wait_any(sending, _done_event(cycle), max_wait_s=None)
+            reap()
+            if sent[0] < settings.poller_batch_size:
                 # A full batch means more is waiting: go again at once instead of sleeping.
                 events = (stop,) if wake is None else (stop, wake)
                 await wait_any(*events, max_wait_s=settings.poller_interval_s)
+            reap()
+            if len(running) >= PIPELINE_DEPTH:
+                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                reap()
     finally:
+        if running:
+            await asyncio.wait(running)
+            reap()
         trimmer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await trimmer
 
 
+def _done_event(task: asyncio.Task[list[int]]) -> asyncio.Event:
+    done = asyncio.Event()
+    task.add_done_callback(lambda _task: done.set())
+    return done
+
+
 async def _cycle(
-    pool: asyncpg.Pool, bus: Bus, settings: PollerSettings, notified_at: float | None
+    pool: asyncpg.Pool,
+    bus: Bus,
+    settings: PollerSettings,
+    notified_at: float | None,
+    on_send: Callable[[int], None],
 ) -> list[int]:
     started_at = time.time()
     timings = CycleTimings()
     try:
-        ids = await poll_once(pool, bus, settings, timings)
+        ids = await poll_once(pool, bus, settings, timings, on_send)
     except BusError as exc:
         CYCLE_ERRORS.labels("bus").inc()
         log.warning("publish failed; claim rolled back, retrying", extra={"error": str(exc)})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -39,13 +40,19 @@ class CycleTimings:
 
 
 async def poll_once(
-    pool: asyncpg.Pool, bus: Bus, settings: PollerSettings, timings: CycleTimings | None = None
+    pool: asyncpg.Pool,
+    bus: Bus,
+    settings: PollerSettings,
+    timings: CycleTimings | None = None,
+    on_send: Callable[[int], None] | None = None,
 ) -> list[int]:
     """Claim and publish one batch; return the ids published (oldest completion first).
 
     The claim and the publish share one transaction: if the publish fails
     (BusError, raised to the caller) nothing stays claimed and the next cycle
-    retries the same executions. `timings`, when given, gets each phase's end.
+    retries the same executions. `timings`, when given, gets each phase's end;
+    `on_send(count)` is called as the batch is handed to the broker (the poll
+    loop may then start the next cycle while this one awaits the confirm).
     """
     stamps = timings if timings is not None else CycleTimings()
     stamps.started = time.perf_counter()
@@ -59,6 +66,8 @@ async def poll_once(
                 return []
             summaries = await _summaries_or_record(conn, rows)
             if summaries:
+                if on_send is not None:
+                    on_send(len(summaries))
                 await bus.publish(ExecutionBatch(executions=summaries, timestamp=datetime.now(UTC)))
             stamps.published = time.perf_counter()
             if not settings.poller_synchronous_commit:
