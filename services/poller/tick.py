@@ -64,17 +64,18 @@ async def poll_once(
             stamps.claimed = time.perf_counter()
             if not rows:
                 return []
+            if not settings.poller_synchronous_commit:
+                # Skip the WAL flush wait (~half a cycle): a claim lost in a database
+                # crash only means that batch is published again, never that one is missed.
+                # Sent before the publish, not after: between the confirm and the commit
+                # is the at-least-once window (a lost connection there re-publishes).
+                await conn.execute(ASYNC_COMMIT_SQL)
             summaries = await _summaries_or_record(conn, rows)
             if summaries:
                 if on_send is not None:
                     on_send(len(summaries))
                 await bus.publish(ExecutionBatch(executions=summaries, timestamp=datetime.now(UTC)))
             stamps.published = time.perf_counter()
-            if not settings.poller_synchronous_commit:
-                # Skip the WAL flush wait (~half a cycle): a claim lost in a database
-                # crash only means that batch is published again, never that one is missed.
-                # Sent after the publish: the gateways get the batch without waiting for it.
-                await conn.execute(ASYNC_COMMIT_SQL)
     finally:
         stamps.committed = time.perf_counter()  # rolled back or committed
     return [summary.id for summary in summaries]
