@@ -151,6 +151,10 @@ async def run(rate: float = 5.0, duration_s: float = 30.0) -> dict[str, Any]:
                 ours = await asyncpg.connect(database_url)
                 try:
                     our_rows = await ours.fetch(TIMESTAMPS)
+                    # A NOTIFY before the run data (or the frame) was there would show here.
+                    retried = await ours.fetchval(
+                        "SELECT count(*) FROM stage2_jobs WHERE attempts > 1"
+                    )
                 finally:
                     await ours.close()
             finally:
@@ -176,4 +180,5 @@ async def run(rate: float = 5.0, duration_s: float = 30.0) -> dict[str, Any]:
         "missing": len(stopped) - len(values),
         "n8n_finish_to_sse": summary_ms(values),
         "hops": hop_breakdown(stamps),
+        "stage2_jobs_retried": retried,
     }

@@ -215,20 +215,46 @@ class N8nSource:
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _conn: lost.set())
         await conn.add_listener(self.config.channel, self._on_notify)
-        self._set_up(True)
-        log.info("n8n source connected", extra={"channel": self.config.channel})
-        loop = asyncio.get_running_loop()
-        next_catchup = 0.0  # at once: anything may have finished while we were away
-        while not stop.is_set():
-            if lost.is_set() or conn.is_closed():
-                raise ConnectionError("connection to n8n's database lost")
-            if loop.time() >= next_catchup:
+        # The catch-up gets a connection of its own: a round (a page of ids above the
+        # floor, more while a run stays unfinished) never holds up a NOTIFYed run.
+        catchup_conn = await asyncpg.connect(self.config.database_url, timeout=10)
+        catchup_conn.add_termination_listener(lambda _conn: lost.set())
+        failure: list[BaseException] = []
+        catchup = asyncio.create_task(self._catch_up_rounds(catchup_conn, stop, lost, failure))
+        try:
+            self._set_up(True)
+            log.info("n8n source connected", extra={"channel": self.config.channel})
+            while not stop.is_set():
+                if lost.is_set() or conn.is_closed():
+                    if failure:
+                        raise failure[0]
+                    raise ConnectionError("connection to n8n's database lost")
+                ids = await self._next_notified(stop, lost, self.config.catchup_interval_s)
+                if ids:
+                    await record_executions(conn, self.pool, ids, self.config)
+        finally:
+            catchup.cancel()
+            await asyncio.gather(catchup, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await catchup_conn.close(timeout=5)
+
+    async def _catch_up_rounds(
+        self,
+        conn: asyncpg.Connection,
+        stop: asyncio.Event,
+        lost: asyncio.Event,
+        failure: list[BaseException],
+    ) -> None:
+        """A round at once (anything may have finished while we were away), then one
+        every N8N_CATCHUP_INTERVAL_S; a failure is handed to the LISTEN loop via `lost`."""
+        try:
+            while not stop.is_set() and not lost.is_set():
                 await catch_up(conn, self.pool, self.config)
                 self.catchup_rounds += 1
-                next_catchup = loop.time() + self.config.catchup_interval_s
-            ids = await self._next_notified(stop, lost, next_catchup - loop.time())
-            if ids:
-                await record_executions(conn, self.pool, ids, self.config)
+                await wait_any(stop, lost, max_wait_s=self.config.catchup_interval_s)
+        except Exception as exc:
+            failure.append(exc)
+            lost.set()
 
     async def _next_notified(
         self, stop: asyncio.Event, lost: asyncio.Event, max_wait_s: float
