@@ -20,7 +20,6 @@ import asyncio
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bench.clients.sse_load import FanoutClient
@@ -62,21 +61,14 @@ async def run(
     rate: float = 30.0,
     clients: int = 200,
     sample_every_s: float = 10.0,
-    gateway_module: str = "services.gateway",
-    gateway_env: dict[str, str] | None = None,
-    on_sample: Callable[[float, int], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """`gateway_module`, `gateway_env` and `on_sample(elapsed_s, gateway_pid)` let an
-    experiment run an instrumented gateway (bench/experiments/soak_tracemalloc.py)."""
     exchange = exchange_name("soak")
     image_dir = tempfile.mkdtemp(prefix="smokesignal-bench-soak-images-")
     async with bench_database("soak") as database_url:
         env = service_env(database_url, exchange, image_dir=image_dir)
         try:
             with ProcessGroup() as group:
-                gateway = Gateway(
-                    {**env, **(gateway_env or {})}, module=gateway_module, heartbeat_interval_s=15
-                )
+                gateway = Gateway(env, heartbeat_interval_s=15)
                 group.processes.append(gateway.process)
                 await gateway.start()
                 etl = group.start(etl_worker(env))
@@ -101,8 +93,6 @@ async def run(
                         samples[name].append((elapsed, rss_kib(pid)))
                     for process in group.processes:
                         process.check_running()
-                    if on_sample is not None:
-                        await on_sample(elapsed, gateway.pid)
                     await asyncio.sleep(sample_every_s)
                 lost = load.lost
                 load.close()
