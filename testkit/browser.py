@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from playwright.async_api import Browser, Page, expect
 
-from testkit.gateway import GatewayProcess
 from testkit.waiting import WAIT_S
 
 TOKEN = "browser-test-token"
 
 # Playwright's expect() polls until this deadlock guard; nothing is timed.
 expect.set_options(timeout=WAIT_S * 1000)
-
-
-GatewayStarter = Callable[..., Awaitable[GatewayProcess]]
 
 
 async def sign_in(page: Page, base_url: str) -> None:

@@ -101,11 +101,15 @@ class GatewayProcess:
     def pid(self) -> int:
         return self.process.pid
 
-    async def start(self, within_s: float = 60) -> GatewayProcess:
-        """Start it and wait for /readyz (fails early with its output if it exits)."""
+    async def start(self, within_s: float = 60, *, path: str = "/readyz") -> GatewayProcess:
+        """Start it and wait for `path` (fails early with its output if it exits)."""
         self.process.start()
-        await wait_http_ready(self.base_url, self.process, timeout_s=within_s)
+        await wait_http_ready(self.base_url, self.process, path=path, timeout_s=within_s)
         return self
 
     def stop(self) -> None:
         self.process.cleanup()
+
+
+# A fixture's factory of started gateway processes.
+GatewayStarter = Callable[..., Awaitable[GatewayProcess]]

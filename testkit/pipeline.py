@@ -13,8 +13,9 @@ from typing import Any
 
 import asyncpg
 
-from testkit.net import wait_http_ready
+from testkit.net import free_port, wait_http_ready
 from testkit.processes import ServiceProcess
+from testkit.tcp_proxy import ProxyFactory, TcpProxy
 
 READY_TIMEOUT_S = 120.0  # deadlock guard only
 
@@ -58,6 +59,40 @@ def pipeline_env(
         "POLLER_METRICS_PORT": "0",
         **overrides,
     }
+
+
+@dataclass(frozen=True)
+class ProxiedEnv:
+    """A pipeline's environment whose database and broker are reached through proxies."""
+
+    env: dict[str, str]
+    database: TcpProxy
+    broker: TcpProxy
+    database_url: str  # through `database`
+
+
+def proxied_pipeline_env(
+    tcp_proxy: ProxyFactory,
+    service_env: dict[str, str],
+    *,
+    database_url: str,
+    amqp_url: str,
+    image_dir: Path,
+    **overrides: str,
+) -> ProxiedEnv:
+    """`pipeline_env` on a free gateway port, with DATABASE_URL and AMQP_URL (fast
+    reconnect) through cuttable proxies."""
+    database, proxied_database = tcp_proxy(database_url)
+    broker, proxied_broker = tcp_proxy(amqp_url)
+    env = pipeline_env(
+        service_env,
+        image_dir=image_dir,
+        gateway_port=free_port(),
+        DATABASE_URL=proxied_database,
+        AMQP_URL=fast_amqp_url(proxied_broker),
+        **overrides,
+    )
+    return ProxiedEnv(env, database, broker, proxied_database)
 
 
 @dataclass

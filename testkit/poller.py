@@ -1,21 +1,27 @@
-"""Poller test helpers: settings, executions written with plain SQL, a batch collector."""
+"""Poller test helpers: settings, executions written with plain SQL, a batch collector,
+a running poll loop and an outage of one of its backends."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+from prometheus_client import REGISTRY
 
+from services.poller.loop import run_poller
 from services.poller.tick import poll_once
 from shared.bus import Bus, Delivery
 from shared.contracts import ExecutionBatch, RoutingKey
 from shared.settings import PollerSettings
 from testkit.factories import execution_summary
+from testkit.tcp_proxy import TcpProxy
 from testkit.waiting import wait_until
 
 Db: TypeAlias = "asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]"
@@ -83,6 +89,42 @@ async def drain(pool: asyncpg.Pool, bus: Bus, settings: PollerSettings) -> list[
             float(settings.poller_lookback_s),
         ):
             return published
+
+
+def cycle_errors(cause: str) -> float:
+    """smokesignal_poller_cycle_errors_total{cause} so far in this process."""
+    labels = {"cause": cause}
+    return REGISTRY.get_sample_value("smokesignal_poller_cycle_errors_total", labels) or 0.0
+
+
+@contextlib.asynccontextmanager
+async def running_poller(
+    pool: asyncpg.Pool, bus: Bus, settings: PollerSettings
+) -> AsyncIterator[asyncio.Task[None]]:
+    """`run_poller` in a task, stopped (and awaited) on leaving."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_poller(pool, bus, settings, stop))
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+@contextlib.asynccontextmanager
+async def outage(proxy: TcpProxy, cause: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Cut `proxy` (the poller's way to its broker or database) until leaving; yields
+    `failing()`, which waits until the poll loop has failed two cycles for `cause`."""
+    proxy.cut()
+    at_cut = cycle_errors(cause)
+
+    async def failing() -> None:
+        await wait_until(lambda: cycle_errors(cause) >= at_cut + 2, f"failed cycles ({cause})")
+
+    try:
+        yield failing
+    finally:
+        proxy.restore()
 
 
 class BatchCollector:

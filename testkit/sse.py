@@ -2,6 +2,8 @@
 
 `SseRecorder`: reads one connection in the background and keeps every event.
 `SseConnector` / `SseReader`: open connections and read them event by event.
+`SseThread`: one connection read in a thread, for tests without an event loop
+(the container tests drive podman with blocking calls).
 """
 
 from __future__ import annotations
@@ -9,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import httpx
-from httpx_sse import EventSource, ServerSentEvent, aconnect_sse
+from httpx_sse import EventSource, ServerSentEvent, aconnect_sse, connect_sse
 
 from testkit.waiting import WAIT_S
 
@@ -163,6 +167,9 @@ class SseConnector:
         return SseReader(source)
 
 
+SseFactory = Callable[[Any], SseConnector]  # gateway (anything with `base_url`) -> connector
+
+
 async def close_all(connector: SseConnector) -> None:
     for item in reversed(connector.stack):
         if isinstance(item, httpx.AsyncClient):
@@ -172,3 +179,44 @@ async def close_all(connector: SseConnector) -> None:
             with contextlib.suppress(httpx.HTTPError, RuntimeError):
                 await item.__aexit__(None, None, None)
     connector.stack.clear()
+
+
+class SseThread(threading.Thread):
+    """Reads `path` into a queue of (event, parsed data) until the stream ends."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        guard_s: float = WAIT_S,
+        path: str = "/api/events",
+    ) -> None:
+        super().__init__(daemon=True)
+        self.base_url = base_url
+        self.headers = headers or {}
+        self.guard_s = guard_s  # deadlock guard for `next_event`, not a performance bound
+        self.path = path
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        timeout = httpx.Timeout(10.0, read=120.0)
+        try:
+            with (
+                httpx.Client(base_url=self.base_url, timeout=timeout, headers=self.headers) as http,
+                connect_sse(http, "GET", self.path) as source,
+            ):
+                source.response.raise_for_status()
+                for event in source.iter_sse():
+                    self.events.put((event.event, json.loads(event.data) if event.data else None))
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            self.error = exc
+
+    def next_event(self) -> tuple[str, Any]:
+        try:
+            return self.events.get(timeout=self.guard_s)
+        except queue.Empty:
+            raise AssertionError(
+                f"no SSE event for {self.guard_s} s (error: {self.error!r})"
+            ) from None

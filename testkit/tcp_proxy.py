@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -113,3 +114,7 @@ class TcpProxy:
             pass
         finally:
             writer.transport.abort()
+
+
+# The `tcp_proxy` fixture: tcp_proxy(url) -> (proxy, url through the proxy).
+ProxyFactory = Callable[[str], tuple[TcpProxy, str]]

@@ -32,7 +32,7 @@ from testkit.isolation import (
 )
 from testkit.launcher import Launcher, launch, launching, run_env
 from testkit.processes import ServiceProcess
-from testkit.tcp_proxy import TcpProxy
+from testkit.tcp_proxy import ProxyFactory, TcpProxy
 
 # The servers this run used, for the leak check at the end of the run.
 _LEAK_CHECK: dict[str, Infra] = {}
@@ -129,7 +129,7 @@ def service_env(database_url: str, amqp_url: str, exchange_name: str) -> dict[st
 
 
 @pytest.fixture
-def tcp_proxy() -> Iterator[Callable[[str], tuple[TcpProxy, str]]]:
+def tcp_proxy() -> Iterator[ProxyFactory]:
     """Factory: tcp_proxy(url) -> (proxy, url through the proxy)."""
     proxies: list[TcpProxy] = []
 

@@ -11,8 +11,9 @@ from typing import Any
 from PIL import Image
 
 from services.etl.stage2 import flatted
+from testkit.processes import REPO_ROOT
 
-FIXTURES = Path(__file__).parent.parent / "etl" / "fixtures" / "n8n"
+FIXTURES = REPO_ROOT / "tests" / "etl" / "fixtures" / "n8n"
 SUCCESS = "success-fire-and-smoke"
 ERROR = "error-yolo-500"
 

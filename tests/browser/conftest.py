@@ -13,9 +13,9 @@ import asyncpg
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from testkit.browser import TOKEN, GatewayStarter, page_in
+from testkit.browser import TOKEN, page_in
 from testkit.dashboard_data import Executions
-from testkit.gateway import GatewayProcess
+from testkit.gateway import GatewayProcess, GatewayStarter
 from testkit.waiting import WAIT_S
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -7,8 +7,9 @@ the poller would; the gateway forwards them to the page over SSE.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -17,11 +18,12 @@ from playwright.async_api import Locator, Page, expect
 
 from shared.bus import Bus
 from shared.contracts import ALERT_LEVELS
-from testkit.browser import TOKEN, GatewayStarter, open_dashboard
+from testkit.browser import TOKEN, open_dashboard
 from testkit.dashboard_data import Executions, Outcome, completion_event, failure_event
 from testkit.gateway import GatewayProcess as Gateway
+from testkit.gateway import GatewayStarter
 from testkit.sse import SseRecorder
-from testkit.tcp_proxy import TcpProxy
+from testkit.tcp_proxy import ProxyFactory, TcpProxy
 from testkit.waiting import WAIT_S
 
 pytestmark = pytest.mark.browser
@@ -43,6 +45,28 @@ async def tag_element(locator: Locator, tag: str) -> None:
 
 async def expect_same_element(locator: Locator, tag: str) -> None:
     assert await locator.evaluate("element => element.testTag") == tag
+
+
+async def open_through_a_proxy(page: Page, gateway: Gateway, tcp_proxy: ProxyFactory) -> TcpProxy:
+    """The dashboard, signed in and live, reaching the gateway through a proxy to cut."""
+    proxy, proxied_url = tcp_proxy(gateway.base_url)
+    await open_dashboard(page, proxied_url)
+    return proxy
+
+
+@contextlib.asynccontextmanager
+async def cut_off(page: Page, proxy: TcpProxy, gateway: Gateway) -> AsyncIterator[SseRecorder]:
+    """The browser cut off (its status says `reconnecting`) while a recorder of the test's
+    own watches the gateway directly; on leaving, the way back and the page live again."""
+    status = page.locator("#connection-status")
+    async with SseRecorder(
+        gateway.base_url, headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as watcher:
+        proxy.cut()
+        await expect(status).to_have_attribute("data-state", "reconnecting")
+        yield watcher
+    proxy.restore()
+    await expect(status).to_have_attribute("data-state", "live")
 
 
 async def test_pending_card_is_updated_in_place(
@@ -185,12 +209,11 @@ async def test_missed_events_are_replayed_after_a_network_drop(
     gateway: Gateway,
     executions: Executions,
     bus: Bus,
-    tcp_proxy: Callable[[str], tuple[TcpProxy, str]],
+    tcp_proxy: ProxyFactory,
 ) -> None:
-    proxy, proxied_url = tcp_proxy(gateway.base_url)
     for execution_id in (501, 502, 503):
         await executions.add_pending(execution_id)
-    await open_dashboard(page, proxied_url)
+    proxy = await open_through_a_proxy(page, gateway, tcp_proxy)
     status = page.locator("#connection-status")
 
     # One live event first, so the page holds an event id to resume from.
@@ -203,12 +226,7 @@ async def test_missed_events_are_replayed_after_a_network_drop(
     await tag_element(card(page, 502), "card-502")
     await tag_element(card(page, 503), "card-503")
 
-    async with SseRecorder(
-        gateway.base_url, headers={"Authorization": f"Bearer {TOKEN}"}
-    ) as watcher:
-        proxy.cut()
-        await expect(status).to_have_attribute("data-state", "reconnecting")
-
+    async with cut_off(page, proxy, gateway) as watcher:
         # Published while the browser is cut off. The rows are deliberately left as they
         # are: a reload from the REST API could not show these, only the replay can.
         missed = Outcome(alert_level="medium", has_smoke=True, detection_count=2)
@@ -220,9 +238,7 @@ async def test_missed_events_are_replayed_after_a_network_drop(
         await watcher.wait_for(lambda rec: bool(rec.of("execution:batch")), "the batch")
         await expect(status).to_have_attribute("data-state", "reconnecting")
 
-    proxy.restore()
     # The browser reconnected with Last-Event-ID and the gateway resumed from it.
-    await expect(status).to_have_attribute("data-state", "live")
     await expect(status).to_have_attribute("data-resumed-from", last_id)
 
     await expect(card(page, 502)).to_have_attribute("data-alert", "medium")
@@ -243,29 +259,22 @@ async def test_reconnect_with_nothing_to_resume_from_reloads_the_first_page(
     gateway: Gateway,
     executions: Executions,
     bus: Bus,
-    tcp_proxy: Callable[[str], tuple[TcpProxy, str]],
+    tcp_proxy: ProxyFactory,
 ) -> None:
-    proxy, proxied_url = tcp_proxy(gateway.base_url)
     await executions.add_pending(551)
-    await open_dashboard(page, proxied_url)
+    proxy = await open_through_a_proxy(page, gateway, tcp_proxy)
     status = page.locator("#connection-status")
     await expect(card(page, 551)).to_have_attribute("data-stage", "stage1")
     # No data event yet: the browser will have no Last-Event-ID to send.
     assert await status.get_attribute("data-last-event-id") == ""
 
-    async with SseRecorder(
-        gateway.base_url, headers={"Authorization": f"Bearer {TOKEN}"}
-    ) as watcher:
-        proxy.cut()
-        await expect(status).to_have_attribute("data-state", "reconnecting")
+    async with cut_off(page, proxy, gateway) as watcher:
         done = Outcome(alert_level="medium", has_smoke=True, detection_count=2)
         await executions.store_completion(551, done)
         await bus.publish(completion_event(551, done))
         await watcher.wait_for(lambda rec: bool(rec.of("etl:stage2:complete")), "the result")
-    proxy.restore()
 
     # An unconfirmed reconnect may have missed events: the page reloads its first page.
-    await expect(status).to_have_attribute("data-state", "live")
     await expect(card(page, 551)).to_have_attribute("data-alert", "medium")
     await expect(status).to_have_attribute("data-resumed-from", "")
 

@@ -226,15 +226,21 @@ OPERATOR_CONTROLS = (
 )
 
 
-async def open_high_alert(page: Page, executions: Executions, db_pool: asyncpg.Pool) -> Locator:
-    """Execution 903: a recent, unacknowledged high alert (so the banner and the detail
-    would both offer an acknowledgement); returns its gallery card."""
+async def signed_in_beside_a_high_alert(
+    page: Page, base_url: str, user: str, executions: Executions, db_pool: asyncpg.Pool
+) -> Locator:
+    """Execution 903, a recent, unacknowledged high alert (so the banner and the detail
+    would both offer an acknowledgement), then the dashboard with `user` signed in and
+    live; returns 903's gallery card."""
     await executions.add_pending(903)
     await executions.store_completion(903, Outcome(alert_level="high", has_smoke=True))
     # Recent: the banner loads the open alerts of the last 24 hours.
     await db_pool.execute(
         "UPDATE executions SET started_at = now() - interval '1 minute' WHERE id = 903"
     )
+    await page.goto(f"{base_url}/")
+    await sign_in_through_popup(page, user)
+    await expect(page.locator("#connection-status")).to_have_attribute("data-state", "live")
     return card(page, 903)
 
 
@@ -242,10 +248,7 @@ async def test_a_viewer_sees_no_operator_controls(
     page: Page, oidc_gateway, executions: Executions, db_pool: asyncpg.Pool
 ) -> None:
     gateway = await oidc_gateway()
-    high = await open_high_alert(page, executions, db_pool)
-    await page.goto(f"{gateway.base_url}/")
-    await sign_in_through_popup(page, "vic")
-    await expect(page.locator("#connection-status")).to_have_attribute("data-state", "live")
+    high = await signed_in_beside_a_high_alert(page, gateway.base_url, "vic", executions, db_pool)
     await expect(page.locator("body")).to_have_attribute("data-can-operate", "false")
     # The alert is on the page, but nothing a viewer cannot do is offered for it.
     entry = page.locator("#alert-banner .alert-entry")
@@ -267,10 +270,7 @@ async def test_an_operator_sees_the_controls_and_a_revoked_role_is_explained(
     page: Page, oidc_gateway, executions: Executions, db_pool: asyncpg.Pool
 ) -> None:
     gateway = await oidc_gateway()
-    high = await open_high_alert(page, executions, db_pool)
-    await page.goto(f"{gateway.base_url}/")
-    await sign_in_through_popup(page, "ana")
-    await expect(page.locator("#connection-status")).to_have_attribute("data-state", "live")
+    high = await signed_in_beside_a_high_alert(page, gateway.base_url, "ana", executions, db_pool)
     entry = page.locator("#alert-banner .alert-entry")
     await expect(entry.locator('[data-action="alert-ack"]')).to_be_visible()
     await expect(high.locator(".card-check")).to_be_visible()

@@ -8,23 +8,20 @@ which the machine's services and other tests use); it is removed with its volume
 
 from __future__ import annotations
 
+import functools
 import json
-import queue
 import re
 import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 import pytest
-from httpx_sse import connect_sse
 
 from services.demo.generator import make_raw_execution
 from testkit.deploy_files import COMPOSE_FILE, compose
@@ -35,6 +32,8 @@ from testkit.podman import (
     podman,
     podman_environment,
 )
+from testkit.sse import SseThread
+from testkit.waiting import wait_until_sync
 
 pytestmark = [pytest.mark.slow, pytest.mark.containers, pytest.mark.timeout(1800)]
 
@@ -116,44 +115,16 @@ def stack() -> Iterator[Stack]:
 # --- SSE --------------------------------------------------------------------------------
 
 
-class SseClient(threading.Thread):
-    """Reads /api/events into a queue of (event, data) until the stream ends."""
-
-    def __init__(self, stack: Stack) -> None:
-        super().__init__(daemon=True)
-        self.stack = stack
-        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        timeout = httpx.Timeout(10.0, read=120.0)
-        try:
-            with (
-                httpx.Client(
-                    base_url=self.stack.base_url, timeout=timeout, headers=self.stack.headers
-                ) as client,
-                connect_sse(client, "GET", "/api/events") as source,
-            ):
-                source.response.raise_for_status()
-                for event in source.iter_sse():
-                    self.events.put((event.event, json.loads(event.data) if event.data else None))
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            self.error = exc
-
-    def completed(self, wanted: set[int]) -> None:
-        """Wait until Stage 2 completion of every id in `wanted` has been streamed."""
-        missing = set(wanted)
-        deadline = time.monotonic() + DEADLINE_S
-        while missing:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"never streamed as complete: {sorted(missing)}"
-            try:
-                event, data = self.events.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if event == "etl:stage2:complete":
-                missing.discard(data["execution_id"])
-        assert self.error is None, self.error
+def await_completed(client: SseThread, wanted: set[int]) -> None:
+    """Wait until Stage 2 completion of every id in `wanted` has been streamed."""
+    missing = set(wanted)
+    deadline = time.monotonic() + DEADLINE_S
+    while missing:
+        assert time.monotonic() < deadline, f"never streamed as complete: {sorted(missing)}"
+        event, data = client.next_event()
+        if event == "etl:stage2:complete":
+            missing.discard(data["execution_id"])
+    assert client.error is None, client.error
 
 
 def ingest(stack: Stack, container: str, execution_ids: list[int]) -> None:
@@ -171,13 +142,6 @@ def ingest(stack: Stack, container: str, execution_ids: list[int]) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-
-
-def wait_until(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(1)
 
 
 # --- the tests ----------------------------------------------------------------------------
@@ -231,15 +195,15 @@ def test_dashboard_answers_and_the_api_needs_the_token(stack: Stack) -> None:
 
 
 def test_execution_reaches_sse_and_crashed_workers_restart_losing_nothing(stack: Stack) -> None:
-    client = SseClient(stack)
+    client = SseThread(stack.base_url, headers=stack.headers, guard_s=DEADLINE_S)
     client.start()
-    event, _ = client.events.get(timeout=DEADLINE_S)
+    event, _ = client.next_event()
     assert event == "connection", client.error
 
     workers = stack.containers("etl")
     assert len(workers) == 2, workers
     ingest(stack, workers[0], [FIRST_ID])
-    client.completed({FIRST_ID})
+    await_completed(client, {FIRST_ID})
 
     # A crash, not a stop: SIGKILL to each worker's main process (`podman kill`/`stop`
     # count as the operator stopping it, which `unless-stopped` respects).
@@ -252,16 +216,21 @@ def test_execution_reaches_sse_and_crashed_workers_restart_losing_nothing(stack:
     later = list(range(FIRST_ID + 1, FIRST_ID + 1 + WHILE_DOWN))
     ingest(stack, gateway, later)
 
+    def restarted(worker: str) -> bool:
+        return (
+            int(stack.inspect(worker, "{{.RestartCount}}")) > restarts[worker]
+            and stack.inspect(worker, "{{.State.Status}}") == "running"
+        )
+
     for worker in workers:
-        wait_until(
-            lambda w=worker: (
-                int(stack.inspect(w, "{{.RestartCount}}")) > restarts[w]
-                and stack.inspect(w, "{{.State.Status}}") == "running"
-            ),
+        wait_until_sync(
+            functools.partial(restarted, worker),
             f"{worker} restarted by its restart policy",
+            guard_s=DEADLINE_S,
+            poll_s=1,
         )
         assert int(stack.inspect(worker, "{{.State.Pid}}")) != pids[worker]
-    client.completed(set(later))
+    await_completed(client, set(later))
 
     with httpx.Client(base_url=stack.base_url, timeout=30, headers=stack.headers) as http:
         for execution_id in [FIRST_ID, *later]:

@@ -16,18 +16,14 @@ import contextlib
 import functools
 import json
 import os
-import queue
 import secrets
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from httpx_sse import connect_sse
 
 from services.demo.generator import make_raw_execution
 from services.etl.stage1.ingest import ingest_execution
@@ -37,6 +33,8 @@ from testkit.deploy_files import (
     compose_environment,
 )
 from testkit.podman import api_socket, build_local_images, podman
+from testkit.sse import SseThread
+from testkit.waiting import wait_until_sync
 
 pytestmark = [pytest.mark.slow, pytest.mark.containers, pytest.mark.timeout(1800)]
 
@@ -130,13 +128,6 @@ def app_container(stack: Stack, image: str, service: str) -> Any:
     return stack.add(container)
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
-
-
 def is_ready(base_url: str) -> bool:
     try:
         return httpx.get(f"{base_url}/readyz", timeout=5).status_code == 200
@@ -150,40 +141,6 @@ def is_healthy(container: Any) -> bool:
     podman("healthcheck", "run", wrapped.id, check=False)
     wrapped.reload()
     return bool(wrapped.attrs["State"].get("Health", {}).get("Status") == "healthy")
-
-
-# --- the SSE client -------------------------------------------------------------------------
-
-
-class SseClient(threading.Thread):
-    """Reads /api/events into a queue of (event, data) until the stream ends."""
-
-    def __init__(self, base_url: str) -> None:
-        super().__init__(daemon=True)
-        self.base_url = base_url
-        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        timeout = httpx.Timeout(10.0, read=120.0)
-        try:
-            with (
-                httpx.Client(base_url=self.base_url, timeout=timeout, headers=AUTH) as client,
-                connect_sse(client, "GET", "/api/events") as source,
-            ):
-                source.response.raise_for_status()
-                for event in source.iter_sse():
-                    self.events.put((event.event, json.loads(event.data) if event.data else None))
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            self.error = exc
-
-    def next_event(self) -> tuple[str, Any]:
-        try:
-            return self.events.get(timeout=DEADLINE_S)
-        except queue.Empty:
-            raise AssertionError(
-                f"no SSE event for {DEADLINE_S} s (error: {self.error!r})"
-            ) from None
 
 
 def execution_ids(event: str, data: Any) -> list[int]:
@@ -269,9 +226,14 @@ def test_out_of_order_execution_reaches_an_sse_client_through_containers(
         base_url = (
             f"http://{gateway.get_container_host_ip()}:{gateway.get_exposed_port(gateway_port)}"
         )
-        wait_until(functools.partial(is_ready, base_url), "the gateway's /readyz")
+        wait_until_sync(
+            functools.partial(is_ready, base_url),
+            "the gateway's /readyz",
+            guard_s=DEADLINE_S,
+            poll_s=0.5,
+        )
 
-        client = SseClient(base_url)
+        client = SseThread(base_url, headers=AUTH, guard_s=DEADLINE_S)
         client.start()
         event, _ = client.next_event()
         assert event == "connection"
@@ -297,6 +259,11 @@ def test_out_of_order_execution_reaches_an_sse_client_through_containers(
 
         # Every long-running container reports healthy through the image's HEALTHCHECK.
         for container in [*workers, poller, gateway]:
-            wait_until(functools.partial(is_healthy, container), "a healthy container")
+            wait_until_sync(
+                functools.partial(is_healthy, container),
+                "a healthy container",
+                guard_s=DEADLINE_S,
+                poll_s=0.5,
+            )
     finally:
         stack.close()

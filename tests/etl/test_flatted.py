@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.etl.stage2 import flatted
-from tests.n8n.npm import run_flatted
+from testkit.n8n.npm import run_flatted
 
 FIXTURES = Path(__file__).parent / "fixtures" / "n8n"
 

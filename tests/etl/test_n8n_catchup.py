@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from services.etl.stage1.n8n_catchup import SourceRow, advance_floor
 from services.etl.stage1.n8n_source import N8nSourceConfig, catch_up
 from services.etl.stage2.n8n_run import NodeNames
-from tests.n8n import runs, tables
+from testkit.n8n import runs, tables
 
 RUN_DATA = runs.text_of(runs.inline_frame(runs.fixture_root(), runs.jpeg(64, 48)))
 MAX_RUNNING = 12

@@ -7,7 +7,7 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,9 +20,9 @@ from services.etl.stage1 import n8n_trigger
 from services.etl.stage1.ingest import ingest_execution
 from services.etl.stage1.n8n_source import N8nSource, N8nSourceConfig
 from services.etl.stage2.n8n_run import NodeNames
-from testkit.tcp_proxy import TcpProxy
+from testkit.n8n import runs, tables
+from testkit.tcp_proxy import ProxyFactory
 from testkit.waiting import wait_until
-from tests.n8n import runs, tables
 
 RUN_DATA = runs.text_of(runs.inline_frame(runs.fixture_root(), runs.jpeg(64, 48)))
 CHANNEL = "smokesignal_n8n_test"
@@ -166,7 +166,7 @@ async def test_without_the_trigger_the_catch_up_still_finds_everything(
 
 async def test_n8n_database_down_at_start_then_back(
     db_pool: asyncpg.Pool,
-    tcp_proxy: Callable[[str], tuple[TcpProxy, str]],
+    tcp_proxy: ProxyFactory,
     n8n_url: str,
 ) -> None:
     proxy, proxied = tcp_proxy(n8n_url)
@@ -190,7 +190,7 @@ async def test_n8n_database_down_at_start_then_back(
 
 
 async def test_n8n_database_lost_mid_run(
-    db_pool: asyncpg.Pool, tcp_proxy: Callable[[str], tuple[TcpProxy, str]], n8n_url: str
+    db_pool: asyncpg.Pool, tcp_proxy: ProxyFactory, n8n_url: str
 ) -> None:
     proxy, proxied = tcp_proxy(n8n_url)
     conn = await asyncpg.connect(n8n_url)

@@ -19,7 +19,7 @@ from services.etl.stage2.n8n_extraction import (
     process_n8n_execution,
 )
 from services.etl.stage2.n8n_run import NodeNames
-from tests.n8n import runs
+from testkit.n8n import runs
 
 SAI = NodeNames()
 LIMITS = ImageLimits(max_bytes=5_000_000, max_pixels=40_000_000, thumbnail_px=160)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import aio_pika
@@ -16,7 +15,7 @@ from shared.db import create_pool
 from shared.settings import EtlSettings
 from testkit.etl import EventLog, ingest, running_etl
 from testkit.factories import stage2_complete
-from testkit.tcp_proxy import TcpProxy
+from testkit.tcp_proxy import ProxyFactory
 from testkit.waiting import wait_until
 
 FAST_RELAY = RelayConfig(batch_size=25, poll_interval_s=0.05, retry_max_s=0.3)
@@ -215,7 +214,7 @@ async def test_broker_outage_loses_no_event(
     db_pool: asyncpg.Pool,
     etl_settings: EtlSettings,
     events: EventLog,
-    tcp_proxy: Callable[[str], tuple[TcpProxy, str]],
+    tcp_proxy: ProxyFactory,
 ) -> None:
     proxy, proxied_url = tcp_proxy(etl_settings.amqp_url)
     settings = etl_settings.model_copy(update={"amqp_url": proxied_url + "?reconnect_interval=0.3"})

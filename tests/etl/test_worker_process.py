@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import asyncpg
 import httpx
+import pytest
 
 from shared.contracts import RoutingKey, Stage2Failed
 from shared.settings import EtlSettings
@@ -15,26 +16,42 @@ from testkit.net import free_port
 from testkit.processes import ServiceProcess
 from testkit.waiting import wait_until
 
-WORKER = ["services.etl", "worker"]
+WorkerStarter = Callable[..., ServiceProcess]
 
 
-async def test_kill_9_mid_job_then_another_worker_completes_it_after_the_lease(
-    db_pool: asyncpg.Pool,
+@pytest.fixture
+def start_worker(
     etl_settings: EtlSettings,
     service_env: dict[str, str],
     service_process: Callable[..., ServiceProcess],
-    events: EventLog,
+) -> WorkerStarter:
+    """Factory: `start_worker(name, **environment)` -> a started `services.etl worker` with
+    the fast test settings (stopped by `service_process` at teardown)."""
+
+    def start(name: str = "etl", **environment: str) -> ServiceProcess:
+        env = {**service_env, **fast_env(etl_settings), **environment}
+        return service_process(["services.etl", "worker"], env, name=name)
+
+    return start
+
+
+async def logged(worker: ServiceProcess, line: str) -> None:
+    """Wait until the worker has logged `line` (it fails at once if the worker exits)."""
+    await asyncio.to_thread(worker.wait_for_output, line)
+
+
+async def test_kill_9_mid_job_then_another_worker_completes_it_after_the_lease(
+    db_pool: asyncpg.Pool, start_worker: WorkerStarter, events: EventLog
 ) -> None:
-    env = {**service_env, **fast_env(etl_settings)}
     await ingest(db_pool, 1, stage2_delay_ms=1500)
-    first = service_process(WORKER, env, name="etl-1")
-    await asyncio.to_thread(first.wait_for_output, '"stage2 job claimed"')
+    first = start_worker("etl-1")
+    await logged(first, '"stage2 job claimed"')
     first.kill()
     job = await db_pool.fetchrow("SELECT * FROM stage2_jobs")
     assert job is not None
     assert (job["status"], job["attempts"]) == ("processing", 1)
 
-    second = service_process(WORKER, env, name="etl-2")
+    second = start_worker("etl-2")
     await events.wait_completed([1])
     failed, completed = events.for_execution(1)
     assert isinstance(failed.message, Stage2Failed)
@@ -49,17 +66,12 @@ async def test_kill_9_mid_job_then_another_worker_completes_it_after_the_lease(
 
 
 async def test_sigterm_finishes_the_in_flight_job_and_exits_cleanly(
-    db_pool: asyncpg.Pool,
-    etl_settings: EtlSettings,
-    service_env: dict[str, str],
-    service_process: Callable[..., ServiceProcess],
-    events: EventLog,
+    db_pool: asyncpg.Pool, start_worker: WorkerStarter, events: EventLog
 ) -> None:
     port = free_port()
-    env = {**service_env, **fast_env(etl_settings), "ETL_METRICS_PORT": str(port)}
     await ingest(db_pool, 7, stage2_delay_ms=800)
-    worker = service_process(WORKER, env, name="etl")
-    await asyncio.to_thread(worker.wait_for_output, '"stage2 job claimed"')
+    worker = start_worker(ETL_METRICS_PORT=str(port))
+    await logged(worker, '"stage2 job claimed"')
     async with httpx.AsyncClient() as client:
         metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
     assert "smokesignal_etl_jobs_in_flight 1.0" in metrics
@@ -72,14 +84,10 @@ async def test_sigterm_finishes_the_in_flight_job_and_exits_cleanly(
 
 
 async def test_worker_applies_migrations_at_start_up(
-    empty_database_url: str,
-    etl_settings: EtlSettings,
-    service_env: dict[str, str],
-    service_process: Callable[..., ServiceProcess],
+    empty_database_url: str, start_worker: WorkerStarter
 ) -> None:
-    env = {**service_env, **fast_env(etl_settings), "DATABASE_URL": empty_database_url}
-    worker = service_process(WORKER, env, name="etl")
-    await asyncio.to_thread(worker.wait_for_output, '"etl worker started"')
+    worker = start_worker(DATABASE_URL=empty_database_url)
+    await logged(worker, '"etl worker started"')
     conn = await asyncpg.connect(empty_database_url)
     try:
 

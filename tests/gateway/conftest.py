@@ -11,7 +11,7 @@ import pytest
 
 from shared.settings import GatewaySettings
 from testkit.gateway import Gateway, GatewayFactory, start_gateway
-from testkit.sse import SseConnector, close_all
+from testkit.sse import SseConnector, SseFactory, close_all
 from testkit.waiting import WAIT_S
 
 
@@ -55,7 +55,19 @@ async def http(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def sse(gateway: Gateway) -> AsyncIterator[SseConnector]:
-    connector = SseConnector(gateway.base_url, [])
-    yield connector
-    await close_all(connector)
+async def sse_to() -> AsyncIterator[SseFactory]:
+    """Factory: SSE connections to a gateway the test started itself, closed at teardown."""
+    connectors: list[SseConnector] = []
+
+    def make(gateway: Gateway) -> SseConnector:
+        connectors.append(SseConnector(gateway.base_url, []))
+        return connectors[-1]
+
+    yield make
+    for connector in connectors:
+        await close_all(connector)
+
+
+@pytest.fixture
+def sse(gateway: Gateway, sse_to: SseFactory) -> SseConnector:
+    return sse_to(gateway)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -12,10 +11,8 @@ from shared.bus import Bus
 from shared.contracts import Stage2Failed, encode
 from testkit.gateway import Gateway, GatewayFactory
 from testkit.sse import SseConnector, close_all
-from testkit.tcp_proxy import TcpProxy
+from testkit.tcp_proxy import ProxyFactory
 from testkit.waiting import WAIT_S
-
-ProxyFactory = Callable[[str], tuple[TcpProxy, str]]
 
 
 async def _wait_status(client: httpx.AsyncClient, path: str, status: int) -> httpx.Response:

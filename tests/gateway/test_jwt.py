@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -41,22 +42,30 @@ def add_role_routes(gateway: Gateway) -> None:
     app.add_api_route("/api/test/admin", admin_action, methods=["POST"])
 
 
-@pytest.fixture
-async def oidc_gateway(gateway_factory: GatewayFactory, issuer: JwtIssuer) -> Gateway:
-    gateway = await gateway_factory(
-        oidc_issuer=issuer.url,
-        oidc_client_id=issuer.audience,
-        oidc_jwks_min_refresh_s=0.0,
-        auth_failures_per_minute=1000,
-    )
-    add_role_routes(gateway)
-    return gateway
+ClientOf = Callable[..., Awaitable[httpx.AsyncClient]]
 
 
 @pytest.fixture
-async def http(oidc_gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=oidc_gateway.base_url, timeout=30) as client:
-        yield client
+async def client_of(gateway_factory: GatewayFactory, issuer: JwtIssuer) -> AsyncIterator[ClientOf]:
+    """Factory: `await client_of(**settings)` -> an HTTP client of a gateway that trusts
+    `issuer` (with the test-only role routes), closed at teardown."""
+    async with contextlib.AsyncExitStack() as clients:
+
+        async def make(**overrides: Any) -> httpx.AsyncClient:
+            gateway = await gateway_factory(
+                oidc_issuer=issuer.url, oidc_client_id=issuer.audience, **overrides
+            )
+            add_role_routes(gateway)
+            return await clients.enter_async_context(
+                httpx.AsyncClient(base_url=gateway.base_url, timeout=30)
+            )
+
+        yield make
+
+
+@pytest.fixture
+async def http(client_of: ClientOf) -> httpx.AsyncClient:
+    return await client_of(oidc_jwks_min_refresh_s=0.0, auth_failures_per_minute=1000)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -181,27 +190,19 @@ async def test_the_jwks_is_cached(http: httpx.AsyncClient, issuer: JwtIssuer) ->
 
 
 async def test_unknown_kids_cannot_make_the_gateway_hammer_the_issuer(
-    gateway_factory: GatewayFactory, issuer: JwtIssuer
+    client_of: ClientOf, issuer: JwtIssuer
 ) -> None:
-    gateway = await gateway_factory(
-        oidc_issuer=issuer.url, oidc_client_id=issuer.audience, oidc_jwks_min_refresh_s=60.0
-    )
-    async with httpx.AsyncClient(base_url=gateway.base_url) as http:
-        for _ in range(5):
-            token = issuer.sign(issuer.claims(), key=new_key())
-            await refused(http, token, "unknown key")
+    http = await client_of(oidc_jwks_min_refresh_s=60.0)
+    for _ in range(5):
+        token = issuer.sign(issuer.claims(), key=new_key())
+        await refused(http, token, "unknown key")
     assert issuer.jwks_fetches == 1
 
 
-async def test_failed_token_checks_are_rate_limited(
-    gateway_factory: GatewayFactory, issuer: JwtIssuer
-) -> None:
-    gateway = await gateway_factory(
-        oidc_issuer=issuer.url, oidc_client_id=issuer.audience, auth_failures_per_minute=3
-    )
-    async with httpx.AsyncClient(base_url=gateway.base_url) as http:
-        for _ in range(3):
-            await refused(http, issuer.token("viewer", aud="other"), "another audience")
-        limited = await http.get("/api/executions", headers=bearer(issuer.token("viewer")))
-        assert limited.status_code == 429
-        assert limited.headers["retry-after"] == "60"
+async def test_failed_token_checks_are_rate_limited(client_of: ClientOf, issuer: JwtIssuer) -> None:
+    http = await client_of(auth_failures_per_minute=3)
+    for _ in range(3):
+        await refused(http, issuer.token("viewer", aud="other"), "another audience")
+    limited = await http.get("/api/executions", headers=bearer(issuer.token("viewer")))
+    assert limited.status_code == 429
+    assert limited.headers["retry-after"] == "60"

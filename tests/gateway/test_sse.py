@@ -7,8 +7,8 @@ import re
 from datetime import UTC, datetime
 
 import httpx
+from httpx_sse import ServerSentEvent
 
-from services.gateway.hub import Hub
 from shared.bus import Bus
 from shared.contracts import (
     ExecutionBatch,
@@ -19,13 +19,26 @@ from shared.contracts import (
 )
 from testkit.factories import execution_summary, stage2_complete
 from testkit.gateway import Gateway, GatewayFactory
-from testkit.sse import SseConnector, close_all
+from testkit.sse import SseConnector, SseFactory
 from testkit.waiting import wait_until
 
 
-async def published(hub: Hub, count: int) -> None:
-    """Wait until the hub has fanned out `count` events (bus delivery is asynchronous)."""
-    await wait_until(lambda: sum(hub.stats.events_published.values()) >= count, "bus delivery")
+async def past_a_small_ring(
+    gateway_factory: GatewayFactory, sse_to: SseFactory, bus: Bus, count: int
+) -> tuple[Gateway, SseConnector, list[ServerSentEvent]]:
+    """A gateway whose replay ring holds 2 events, after `count` completions (ids 1..count)
+    went through it; returns it, a connector, and the events as a client read them."""
+    gateway = await gateway_factory(replay_buffer_size=2)
+    sse = sse_to(gateway)
+    early = await sse.connect()
+    for i in range(1, count + 1):
+        await bus.publish(stage2_complete(i))
+    sent = [await early.next() for _ in range(count)]
+    # Wait until the hub has fanned out all of them (bus delivery is asynchronous).
+    await wait_until(
+        lambda: sum(gateway.hub.stats.events_published.values()) >= count, "bus delivery"
+    )
+    return gateway, sse, sent
 
 
 async def test_stage2_complete_reaches_two_clients_with_exact_payload_and_id(
@@ -135,77 +148,57 @@ async def test_last_event_id_query_parameter_resumes_like_the_header(
 
 
 async def test_an_id_older_than_the_ring_is_read_back_from_the_stream(
-    gateway_factory: GatewayFactory, bus: Bus
+    gateway_factory: GatewayFactory, sse_to: SseFactory, bus: Bus
 ) -> None:
-    gateway = await gateway_factory(replay_buffer_size=2)
-    sse = SseConnector(gateway.base_url, [])
-    try:
-        early = await sse.connect()
-        for i in range(1, 6):
-            await bus.publish(stage2_complete(i))
-        sent = [await early.next() for _ in range(5)]
-        await published(gateway.hub, 5)
-        # The ring holds 4 and 5 only: 2 and 3 come back from the stream, then the ring.
-        back = await sse.connect(last_event_id=sent[0].id)
-        replayed = [await back.next() for _ in range(4)]
-        assert [(e.id, e.data) for e in replayed] == [(e.id, e.data) for e in sent[1:]]
-        assert gateway.hub.stats.resumed["stream"] == 1
-        live = stage2_complete(99)
-        await bus.publish(live)
-        assert (await back.next()).data == encode(live).decode()
-    finally:
-        await close_all(sse)
+    gateway, sse, sent = await past_a_small_ring(gateway_factory, sse_to, bus, 5)
+    # The ring holds 4 and 5 only: 2 and 3 come back from the stream, then the ring.
+    back = await sse.connect(last_event_id=sent[0].id)
+    replayed = [await back.next() for _ in range(4)]
+    assert [(e.id, e.data) for e in replayed] == [(e.id, e.data) for e in sent[1:]]
+    assert gateway.hub.stats.resumed["stream"] == 1
+    live = stage2_complete(99)
+    await bus.publish(live)
+    assert (await back.next()).data == encode(live).decode()
 
 
 async def test_unusable_last_event_id_gets_reset_then_live_events(
-    gateway_factory: GatewayFactory, bus: Bus
+    gateway_factory: GatewayFactory, sse_to: SseFactory, bus: Bus
 ) -> None:
-    gateway = await gateway_factory(replay_buffer_size=2)
-    sse = SseConnector(gateway.base_url, [])
-    try:
-        early = await sse.connect()
-        for i in range(1, 5):
-            await bus.publish(stage2_complete(i))
-        first_id = (await early.next()).id
-        await published(gateway.hub, 4)
-        offset, _, tag = first_id.partition("-")
-        wrong_tag = f"{(int(tag, 16) ^ 1):08x}"
+    gateway, sse, sent = await past_a_small_ring(gateway_factory, sse_to, bus, 4)
+    first_id = sent[0].id
+    offset, _, tag = first_id.partition("-")
+    wrong_tag = f"{(int(tag, 16) ^ 1):08x}"
 
-        for stale, reason in [
-            # Another message at that offset (a recreated stream), in and before the ring.
-            (f"{offset}-{wrong_tag}", "no longer in the stream"),
-            (f"{gateway.hub.head_offset}-{wrong_tag}", "unknown or expired event id"),
-            # A position this stream never reached.
-            ("999999-0123abcd", "unknown or expired event id"),
-            ("not-an-id", "malformed event id"),
-        ]:
-            client = await sse.connect(last_event_id=stale)
-            reset = await client.next()
-            assert reset.event == "reset"
-            assert reason in json.loads(reset.data)["reason"]
-            assert reset.id == gateway.hub.head_id
+    for stale, reason in [
+        # Another message at that offset (a recreated stream), in and before the ring.
+        (f"{offset}-{wrong_tag}", "no longer in the stream"),
+        (f"{gateway.hub.head_offset}-{wrong_tag}", "unknown or expired event id"),
+        # A position this stream never reached.
+        ("999999-0123abcd", "unknown or expired event id"),
+        ("not-an-id", "malformed event id"),
+    ]:
+        client = await sse.connect(last_event_id=stale)
+        reset = await client.next()
+        assert reset.event == "reset"
+        assert reason in json.loads(reset.data)["reason"]
+        assert reset.id == gateway.hub.head_id
 
-        live = stage2_complete(99)
-        await bus.publish(live)
-        assert (await client.next()).data == encode(live).decode()
-    finally:
-        await close_all(sse)
+    live = stage2_complete(99)
+    await bus.publish(live)
+    assert (await client.next()).data == encode(live).decode()
 
 
 async def test_heartbeats_arrive_on_the_interval_without_ids(
-    gateway_factory: GatewayFactory,
+    gateway_factory: GatewayFactory, sse_to: SseFactory
 ) -> None:
     gateway = await gateway_factory(heartbeat_interval_s=0.2)
-    sse = SseConnector(gateway.base_url, [])
-    try:
-        client = await sse.connect()
-        for _ in range(2):
-            beat = await client.next(skip_heartbeats=False)
-            assert beat.event == "heartbeat"
-            assert beat.id == ""
-            assert set(json.loads(beat.data)) == {"timestamp"}
-    finally:
-        await close_all(sse)
+    sse = sse_to(gateway)
+    client = await sse.connect()
+    for _ in range(2):
+        beat = await client.next(skip_heartbeats=False)
+        assert beat.event == "heartbeat"
+        assert beat.id == ""
+        assert set(json.loads(beat.data)) == {"timestamp"}
 
 
 async def test_a_disconnected_client_is_removed_at_once(
@@ -220,50 +213,47 @@ async def test_a_disconnected_client_is_removed_at_once(
 
 
 async def test_a_slow_client_is_dropped_while_a_fast_one_keeps_receiving(
-    gateway_factory: GatewayFactory, bus: Bus
+    gateway_factory: GatewayFactory, sse_to: SseFactory, bus: Bus
 ) -> None:
     gateway = await gateway_factory(client_queue_size=4, client_drop_grace_s=0.2)
-    sse = SseConnector(gateway.base_url, [])
+    sse = sse_to(gateway)
+    slow = await sse.connect()  # reads nothing until the drop
+    fast = await sse.connect()
+    big = ExecutionBatch(
+        executions=[execution_summary(i) for i in range(1, 201)], timestamp=datetime.now(UTC)
+    )
+    sent_ids: list[str] = []
+    # Once the socket buffers towards the stalled reader are full, its queue
+    # fills and the hub drops it. The bound is only a guard.
+    for _ in range(5000):
+        await bus.publish(big)
+        event = await fast.next()  # the fast client gets every event, in step
+        assert event.data == encode(big).decode()
+        sent_ids.append(event.id)
+        if gateway.hub.stats.dropped_clients:
+            break
+    assert gateway.hub.stats.dropped_clients == 1
+    assert gateway.hub.client_count == 1  # only the fast one is left
+
+    # The fast client keeps receiving after the drop.
+    await bus.publish(stage2_complete(1))
+    after = await fast.next()
+    assert after.event == "etl:stage2:complete"
+    sent_ids.append(after.id)
+
+    # The slow client's stream ends after what was already on the wire ...
+    got: list[str] = []
     try:
-        slow = await sse.connect()  # reads nothing until the drop
-        fast = await sse.connect()
-        big = ExecutionBatch(
-            executions=[execution_summary(i) for i in range(1, 201)], timestamp=datetime.now(UTC)
-        )
-        sent_ids: list[str] = []
-        # Once the socket buffers towards the stalled reader are full, its queue
-        # fills and the hub drops it. The bound is only a guard.
-        for _ in range(5000):
-            await bus.publish(big)
-            event = await fast.next()  # the fast client gets every event, in step
-            assert event.data == encode(big).decode()
-            sent_ids.append(event.id)
-            if gateway.hub.stats.dropped_clients:
-                break
-        assert gateway.hub.stats.dropped_clients == 1
-        assert gateway.hub.client_count == 1  # only the fast one is left
-
-        # The fast client keeps receiving after the drop.
-        await bus.publish(stage2_complete(1))
-        after = await fast.next()
-        assert after.event == "etl:stage2:complete"
-        sent_ids.append(after.id)
-
-        # The slow client's stream ends after what was already on the wire ...
-        got: list[str] = []
-        try:
-            while True:
-                got.append((await slow.next()).id)
-        except (httpx.HTTPError, StopAsyncIteration):
-            pass
-        assert got == sent_ids[: len(got)]
-        assert len(got) < len(sent_ids)
-        # ... and it resumes by Last-Event-ID with exactly what it missed.
-        back = await sse.connect(last_event_id=got[-1])
-        replayed = [(await back.next()).id for _ in sent_ids[len(got) :]]
-        assert replayed == sent_ids[len(got) :]
-    finally:
-        await close_all(sse)
+        while True:
+            got.append((await slow.next()).id)
+    except (httpx.HTTPError, StopAsyncIteration):
+        pass
+    assert got == sent_ids[: len(got)]
+    assert len(got) < len(sent_ids)
+    # ... and it resumes by Last-Event-ID with exactly what it missed.
+    back = await sse.connect(last_event_id=got[-1])
+    replayed = [(await back.next()).id for _ in sent_ids[len(got) :]]
+    assert replayed == sent_ids[len(got) :]
 
 
 async def test_filtered_streams_get_only_their_executions_and_resume_per_filter(

@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 
 from testkit.infra import Infra
+from testkit.n8n.e2e import make_frames, run_end_to_end
 from testkit.processes import ServiceProcess
-from tests.n8n.e2e import make_frames, run_end_to_end
 
 # N8N_E2E_FRAMES=1000 (make test-n8n) turns this into the done-criterion.
 FRAMES = int(os.environ.get("N8N_E2E_FRAMES", "40"))

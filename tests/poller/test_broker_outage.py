@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 
 import asyncpg
 import pytest
-from prometheus_client import REGISTRY
 
 from services.poller.loop import run_poller
 from services.poller.tick import poll_once
@@ -22,12 +20,12 @@ from testkit.poller import (
     broadcast_set,
     complete,
     insert_executions,
+    outage,
     poller_settings,
+    running_poller,
 )
-from testkit.tcp_proxy import TcpProxy
+from testkit.tcp_proxy import ProxyFactory
 from testkit.waiting import wait_until
-
-ProxyFactory = Callable[[str], tuple[TcpProxy, str]]
 
 
 async def _backlog(db_pool: asyncpg.Pool) -> int:
@@ -38,11 +36,6 @@ async def _backlog(db_pool: asyncpg.Pool) -> int:
 
 def _quick_reconnect(amqp_url: str) -> str:
     return amqp_url + ("&" if "?" in amqp_url else "?") + "reconnect_interval=0.5"
-
-
-def _bus_errors() -> float:
-    value = REGISTRY.get_sample_value("smokesignal_poller_cycle_errors_total", {"cause": "bus"})
-    return value or 0.0
 
 
 async def test_publish_failure_rolls_the_claim_back_and_a_later_tick_publishes(
@@ -91,35 +84,28 @@ async def test_poll_loop_rides_out_a_broker_outage(
     poller_bus = Bus(proxied_url, bus.exchange_name, publish_timeout_s=2)
     await poller_bus.connect()
     collector = await BatchCollector.subscribe(bus)
-    stop = asyncio.Event()
-    poller = asyncio.create_task(run_poller(db_pool, poller_bus, settings, stop))
     try:
-        before = list(range(1, 31))
-        await insert_executions(db_pool, before)
-        await complete(db_pool, before)
-        await collector.wait_for(before)
-        # Delivery precedes the claim's commit (the claim commits after the
-        # confirm): cut only once every claim is committed, or a confirm lost
-        # in the cut rolls one back and it is (rightly) re-published later.
-        await wait_until(
-            lambda: _broadcast_is(db_pool, set(before)), what="claims of `before` committed"
-        )
-
-        proxy.cut()
-        errors_at_cut = _bus_errors()
-        during = list(range(31, 61))
-        await insert_executions(db_pool, during)
-        await complete(db_pool, during)
-        await wait_until(lambda: _bus_errors() >= errors_at_cut + 2, what="failed ticks")
-        assert await broadcast_set(db_pool) == set(before), (
-            "nothing claimed while the broker is away"
-        )
-
-        proxy.restore()
-        await collector.wait_for(before + during)
+        async with running_poller(db_pool, poller_bus, settings):
+            before = list(range(1, 31))
+            await insert_executions(db_pool, before)
+            await complete(db_pool, before)
+            await collector.wait_for(before)
+            # Delivery precedes the claim's commit (the claim commits after the
+            # confirm): cut only once every claim is committed, or a confirm lost
+            # in the cut rolls one back and it is (rightly) re-published later.
+            await wait_until(
+                lambda: _broadcast_is(db_pool, set(before)), what="claims of `before` committed"
+            )
+            async with outage(proxy, "bus") as failing:
+                during = list(range(31, 61))
+                await insert_executions(db_pool, during)
+                await complete(db_pool, during)
+                await failing()
+                assert await broadcast_set(db_pool) == set(before), (
+                    "nothing claimed while the broker is away"
+                )
+            await collector.wait_for(before + during)
     finally:
-        stop.set()
-        await asyncio.wait_for(poller, timeout=30)
         await poller_bus.close()
     await collector.flush(bus)
     assert sorted(collector.ids) == before + during

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
+import pytest
 
 from services.poller.queries import CLAIM_SQL
 from services.poller.tick import poll_once
 from shared.bus import Bus
+from shared.settings import PollerSettings
 from testkit.explain import explain
 from testkit.poller import (
     BatchCollector,
@@ -21,6 +26,32 @@ from testkit.poller import (
     poller_settings,
 )
 from testkit.waiting import wait_until
+
+
+@dataclass(frozen=True)
+class Tick:
+    """`poll_once` bound to the test's pool, bus and settings."""
+
+    pool: asyncpg.Pool
+    bus: Bus
+    settings: PollerSettings
+
+    async def tick(self) -> list[int]:
+        return await poll_once(self.pool, self.bus, self.settings)
+
+
+Ticker = Callable[..., Tick]
+
+
+@pytest.fixture
+def ticker(db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str) -> Ticker:
+    """Factory: `ticker(**PollerSettings overrides)` -> a `Tick` on this test's servers."""
+
+    def make(**overrides: Any) -> Tick:
+        settings = poller_settings(database_url, amqp_url, bus.exchange_name, **overrides)
+        return Tick(db_pool, bus, settings)
+
+    return make
 
 
 def old_cursor_poll(
@@ -35,9 +66,9 @@ def old_cursor_poll(
 
 
 async def test_seed_scenario_late_completion_is_broadcast_where_the_old_cursor_misses_it(
-    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+    db_pool: asyncpg.Pool, bus: Bus, ticker: Ticker
 ) -> None:
-    settings = poller_settings(database_url, amqp_url, bus.exchange_name)
+    poller = ticker()
     collector = await BatchCollector.subscribe(bus)
     await insert_executions(db_pool, [200, 201])
     cursor: int | None = None
@@ -46,7 +77,7 @@ async def test_seed_scenario_late_completion_is_broadcast_where_the_old_cursor_m
 
     async def tick() -> None:
         nonlocal cursor
-        ours.append(await poll_once(db_pool, bus, settings))
+        ours.append(await poller.tick())
         latest = await db_pool.fetch(
             "SELECT id, extracted_at FROM executions ORDER BY id DESC LIMIT 50"
         )
@@ -74,26 +105,26 @@ async def test_seed_scenario_late_completion_is_broadcast_where_the_old_cursor_m
 
 
 async def test_completion_committed_late_with_an_older_extracted_at_is_published(
-    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+    db_pool: asyncpg.Pool, bus: Bus, ticker: Ticker
 ) -> None:
     """No cursor: a completion that commits after newer ones were broadcast is still found."""
-    settings = poller_settings(database_url, amqp_url, bus.exchange_name)
+    poller = ticker()
     await insert_executions(db_pool, [1, 2, 3])
     async with db_pool.acquire() as slow:
         transaction = slow.transaction()
         await transaction.start()
         await complete(slow, [1], age_s=120)  # extracted_at two minutes ago, not committed
         await complete(db_pool, [2, 3])
-        assert await poll_once(db_pool, bus, settings) == [2, 3]
+        assert await poller.tick() == [2, 3]
         await transaction.commit()
-    assert await poll_once(db_pool, bus, settings) == [1]
-    assert await poll_once(db_pool, bus, settings) == []
+    assert await poller.tick() == [1]
+    assert await poller.tick() == []
 
 
 async def test_thousand_executions_completed_in_random_order_are_each_published_once(
-    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+    db_pool: asyncpg.Pool, bus: Bus, ticker: Ticker
 ) -> None:
-    settings = poller_settings(database_url, amqp_url, bus.exchange_name, poller_batch_size=40)
+    poller = ticker(poller_batch_size=40)
     collector = await BatchCollector.subscribe(bus)
     ids = list(range(1, 1001))
     await insert_executions(db_pool, ids)
@@ -108,8 +139,8 @@ async def test_thousand_executions_completed_in_random_order_are_each_published_
         await complete(db_pool, order[position : position + step], age_s=rng.choice([0, 30, 600]))
         position += step
         for _ in range(rng.randint(0, 2)):
-            returned += await poll_once(db_pool, bus, settings)
-    returned += await drain(db_pool, bus, settings)
+            returned += await poller.tick()
+    returned += await drain(db_pool, bus, poller.settings)
     assert sorted(returned) == ids
     await collector.flush(bus)
     assert sorted(collector.ids) == ids
@@ -119,49 +150,49 @@ async def test_thousand_executions_completed_in_random_order_are_each_published_
 
 
 async def test_incomplete_and_failed_executions_are_not_published(
-    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+    db_pool: asyncpg.Pool, bus: Bus, ticker: Ticker
 ) -> None:
-    settings = poller_settings(database_url, amqp_url, bus.exchange_name)
+    poller = ticker()
     await insert_executions(db_pool, [1, 2, 3])
     await db_pool.execute(
         """UPDATE executions SET processing_stage = 'failed', stage2_error = 'bad base64',
                                  retry_count = 3 WHERE id = 2"""
     )
     await complete(db_pool, [3])
-    assert await poll_once(db_pool, bus, settings) == [3]
-    assert await poll_once(db_pool, bus, settings) == []
+    assert await poller.tick() == [3]
+    assert await poller.tick() == []
 
 
 async def test_completion_outside_the_lookback_is_not_published(
-    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+    db_pool: asyncpg.Pool, bus: Bus, ticker: Ticker
 ) -> None:
     """The documented look-back limitation (docs/POLLER.md)."""
-    settings = poller_settings(database_url, amqp_url, bus.exchange_name, poller_lookback_s=3600)
+    poller = ticker(poller_lookback_s=3600)
     await insert_executions(db_pool, [1, 2])
     await complete(db_pool, [1], age_s=3600 + 120)  # committed now, completed 62 min ago
     await complete(db_pool, [2], age_s=3600 - 120)
-    assert await poll_once(db_pool, bus, settings) == [2]
-    assert await poll_once(db_pool, bus, settings) == []
+    assert await poller.tick() == [2]
+    assert await poller.tick() == []
     assert await broadcast_set(db_pool) == {2}
 
 
 async def test_completing_again_after_the_broadcast_does_not_republish(
-    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+    db_pool: asyncpg.Pool, bus: Bus, ticker: Ticker
 ) -> None:
-    settings = poller_settings(database_url, amqp_url, bus.exchange_name)
+    poller = ticker()
     await insert_executions(db_pool, [5])
     await complete(db_pool, [5], age_s=10)
-    assert await poll_once(db_pool, bus, settings) == [5]
+    assert await poller.tick() == [5]
     await complete(db_pool, [5])  # Stage 2 ran again: a new extracted_at
     assert await db_pool.fetchval("SELECT count(*) FROM broadcast_backlog") == 0
-    assert await poll_once(db_pool, bus, settings) == []
+    assert await poller.tick() == []
 
 
 async def test_a_completion_racing_its_own_claim_is_dropped_not_republished(
-    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+    db_pool: asyncpg.Pool, bus: Bus, ticker: Ticker
 ) -> None:
     """Stage 2 completes again while a poller's claim of the same execution is uncommitted."""
-    settings = poller_settings(database_url, amqp_url, bus.exchange_name)
+    poller = ticker()
     await insert_executions(db_pool, [5, 6])
     await complete(db_pool, [5], age_s=10)
     async with db_pool.acquire() as claimer:
@@ -175,8 +206,8 @@ async def test_a_completion_racing_its_own_claim_is_dropped_not_republished(
         await again
     assert await db_pool.fetchval("SELECT count(*) FROM broadcast_backlog") == 1  # stale row
     await complete(db_pool, [6])
-    assert await poll_once(db_pool, bus, settings) == [6]
-    assert await poll_once(db_pool, bus, settings) == []
+    assert await poller.tick() == [6]
+    assert await poller.tick() == []
     assert await db_pool.fetchval("SELECT count(*) FROM broadcast_backlog") == 0
 
 
@@ -194,23 +225,23 @@ async def _until_waiting_for_a_lock(db_pool: asyncpg.Pool) -> None:
 
 
 async def test_executions_marked_broadcast_directly_leave_the_backlog(
-    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+    db_pool: asyncpg.Pool, bus: Bus, ticker: Ticker
 ) -> None:
     """broadcast_backlog stays exactly "completed minus broadcast_ids" (seeded state, restores)."""
-    settings = poller_settings(database_url, amqp_url, bus.exchange_name)
+    poller = ticker()
     await insert_executions(db_pool, [1, 2, 3])
     await complete(db_pool, [1, 2, 3])
     await db_pool.execute("INSERT INTO broadcast_ids (execution_id) VALUES (1), (3)")
     backlog = await db_pool.fetch("SELECT execution_id FROM broadcast_backlog")
     assert [r["execution_id"] for r in backlog] == [2]
-    assert await poll_once(db_pool, bus, settings) == [2]
+    assert await poller.tick() == [2]
 
 
 async def test_a_claim_in_progress_is_skipped_not_waited_for(
-    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+    db_pool: asyncpg.Pool, bus: Bus, ticker: Ticker
 ) -> None:
     """Two replicas claiming at once never share a row (FOR UPDATE SKIP LOCKED)."""
-    settings = poller_settings(database_url, amqp_url, bus.exchange_name, poller_batch_size=100)
+    poller = ticker(poller_batch_size=100)
     ids = list(range(1, 11))
     await insert_executions(db_pool, ids)
     for offset, execution_id in enumerate(ids):  # distinct ages: a known claim order
@@ -218,23 +249,23 @@ async def test_a_claim_in_progress_is_skipped_not_waited_for(
     async with db_pool.acquire() as other_replica, other_replica.transaction():
         held = [r["id"] for r in await other_replica.fetch(CLAIM_SQL, 86400.0, 4)]
         assert held == [1, 2, 3, 4]
-        assert await poll_once(db_pool, bus, settings) == [5, 6, 7, 8, 9, 10]
-    assert await poll_once(db_pool, bus, settings) == []
+        assert await poller.tick() == [5, 6, 7, 8, 9, 10]
+    assert await poller.tick() == []
     assert await broadcast_set(db_pool) == set(ids)
 
 
 async def test_a_row_that_breaks_the_contract_is_recorded_and_the_rest_published(
-    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+    db_pool: asyncpg.Pool, bus: Bus, ticker: Ticker
 ) -> None:
-    settings = poller_settings(database_url, amqp_url, bus.exchange_name)
+    poller = ticker()
     collector = await BatchCollector.subscribe(bus)
     # The schema forbids this row; lift the check in this test's own database to make one.
     await db_pool.execute("ALTER TABLE executions DROP CONSTRAINT executions_alert_level_check")
     await insert_executions(db_pool, [1, 2, 3])
     await complete(db_pool, [1, 2, 3])
     await db_pool.execute("UPDATE executions SET alert_level = 'extreme' WHERE id = 2")
-    assert await poll_once(db_pool, bus, settings) == [1, 3]
-    assert await poll_once(db_pool, bus, settings) == []
+    assert await poller.tick() == [1, 3]
+    assert await poller.tick() == []
     rejected = await db_pool.fetch("SELECT source, error FROM rejected_inputs")
     assert len(rejected) == 1
     assert rejected[0]["source"] == "poller"
@@ -245,31 +276,34 @@ async def test_a_row_that_breaks_the_contract_is_recorded_and_the_rest_published
 
 
 async def test_explain_claim_shows_the_plan_and_changes_nothing(
-    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+    db_pool: asyncpg.Pool, bus: Bus, ticker: Ticker
 ) -> None:
-    settings = poller_settings(database_url, amqp_url, bus.exchange_name)
+    poller = ticker()
     await insert_executions(db_pool, [1, 2])
     await complete(db_pool, [1, 2])
     async with db_pool.acquire() as conn:
         lines = await explain(
-            conn, CLAIM_SQL, float(settings.poller_lookback_s), settings.poller_batch_size
+            conn,
+            CLAIM_SQL,
+            float(poller.settings.poller_lookback_s),
+            poller.settings.poller_batch_size,
         )
     plan = "\n".join(lines)
     assert "Insert on broadcast_ids" in plan
     assert "broadcast_backlog" in plan
     assert "Execution Time" in plan
     assert await broadcast_set(db_pool) == set()
-    assert await poll_once(db_pool, bus, settings) == [1, 2]
+    assert await poller.tick() == [1, 2]
 
 
 async def test_a_deleted_or_reset_execution_leaves_the_backlog_unsent(
-    db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
+    db_pool: asyncpg.Pool, bus: Bus, ticker: Ticker
 ) -> None:
-    settings = poller_settings(database_url, amqp_url, bus.exchange_name)
+    poller = ticker()
     await insert_executions(db_pool, [1, 2, 3])
     await complete(db_pool, [1, 2, 3])
     await db_pool.execute("DELETE FROM executions WHERE id = 1")
     await db_pool.execute("UPDATE executions SET extracted_at = NULL WHERE id = 2")
-    assert await poll_once(db_pool, bus, settings) == [3]
+    assert await poller.tick() == [3]
     assert await db_pool.fetchval("SELECT count(*) FROM broadcast_backlog") == 0
     assert await broadcast_set(db_pool) == {3}

@@ -37,16 +37,14 @@ from shared.bus import Bus
 from shared.db import DATABASE_ERRORS, create_pool
 from testkit.chaos import Chaos, plan_faults
 from testkit.dashboard_client import DashboardClient
-from testkit.net import free_port
 from testkit.pipeline import (
     database_state,
-    fast_amqp_url,
-    pipeline_env,
+    proxied_pipeline_env,
     settled,
     start_pipeline,
 )
 from testkit.processes import REPO_ROOT, ServiceProcess
-from testkit.tcp_proxy import TcpProxy
+from testkit.tcp_proxy import ProxyFactory
 
 EXECUTIONS = int(os.environ.get("CHAOS_EXECUTIONS", "2000"))
 INGEST_RATE = 40.0  # executions per second: the run takes EXECUTIONS / RATE seconds
@@ -62,8 +60,6 @@ POLLER_BATCH_SIZE = 200
 MAX_ATTEMPTS = 20
 SETTLE_TIMEOUT_S = 300.0  # deadlock guard only
 ARTIFACT = REPO_ROOT / "artifacts" / "reliability-chaos.json"
-
-ProxyFactory = Callable[[str], tuple[TcpProxy, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,27 +222,25 @@ async def test_chaos_every_client_shows_every_execution_and_the_database_each_on
     rng = random.Random(seed)
     planned = plan_executions(rng, EXECUTIONS)
 
-    database_proxy, proxied_database = tcp_proxy(database_url)
-    broker_proxy, proxied_broker = tcp_proxy(amqp_url)
-    env = pipeline_env(
+    proxied = proxied_pipeline_env(
+        tcp_proxy,
         service_env,
+        database_url=database_url,
+        amqp_url=amqp_url,
         image_dir=tmp_path / "images",
-        gateway_port=free_port(),
-        DATABASE_URL=proxied_database,
-        AMQP_URL=fast_amqp_url(proxied_broker),
         ETL_MAX_ATTEMPTS=str(MAX_ATTEMPTS),
         ETL_CONCURRENCY="24",
         OUTBOX_BATCH_SIZE=str(OUTBOX_BATCH_SIZE),
         POLLER_BATCH_SIZE=str(POLLER_BATCH_SIZE),
     )
-    pipeline = start_pipeline(service_process, env, etl_workers=ETL_WORKERS)
+    pipeline = start_pipeline(service_process, proxied.env, etl_workers=ETL_WORKERS)
     await pipeline.wait_ready()
 
     clients = [
         DashboardClient(f"client-{i}", pipeline.base_url, silence_s=5.0).start()
         for i in range(1, CLIENTS + 1)
     ]
-    chaos = Chaos(pipeline.processes, {"database": database_proxy, "broker": broker_proxy})
+    chaos = Chaos(pipeline.processes, {"database": proxied.database, "broker": proxied.broker})
     faults = plan_faults(
         rng,
         list(pipeline.processes),
@@ -254,7 +248,7 @@ async def test_chaos_every_client_shows_every_execution_and_the_database_each_on
         window_s=max(EXECUTIONS / INGEST_RATE - 2.0, 5.0),
     )
     counters = {"ingest_retries": 0}
-    ingest_pool = await create_pool(proxied_database, min_size=1, max_size=2)
+    ingest_pool = await create_pool(proxied.database_url, min_size=1, max_size=2)
     supervisor = asyncio.create_task(chaos.supervise())
     started = time.monotonic()
     try:

@@ -17,13 +17,10 @@ import asyncpg
 from services.demo.generator import make_raw_execution
 from services.etl.stage1.ingest import ingest_execution
 from shared.bus import Bus
-from testkit.net import free_port
-from testkit.pipeline import fast_amqp_url, pipeline_env, start_pipeline
+from testkit.pipeline import proxied_pipeline_env, start_pipeline
 from testkit.processes import ServiceProcess
 from testkit.sse import SseRecorder
-from testkit.tcp_proxy import TcpProxy
-
-ProxyFactory = Callable[[str], tuple[TcpProxy, str]]
+from testkit.tcp_proxy import ProxyFactory
 
 
 async def test_services_started_before_the_database_and_broker_wait_for_them(
@@ -36,24 +33,22 @@ async def test_services_started_before_the_database_and_broker_wait_for_them(
     bus: Bus,
     tmp_path: Path,
 ) -> None:
-    database_proxy, proxied_database = tcp_proxy(database_url)
-    broker_proxy, proxied_broker = tcp_proxy(amqp_url)
-    database_proxy.cut()
-    broker_proxy.cut()
-    env = pipeline_env(
+    proxied = proxied_pipeline_env(
+        tcp_proxy,
         service_env,
+        database_url=database_url,
+        amqp_url=amqp_url,
         image_dir=tmp_path / "images",
-        gateway_port=free_port(),
-        DATABASE_URL=proxied_database,
-        AMQP_URL=fast_amqp_url(proxied_broker),
     )
-    pipeline = start_pipeline(service_process, env)
+    proxied.database.cut()
+    proxied.broker.cut()
+    pipeline = start_pipeline(service_process, proxied.env)
     for proc in pipeline.processes.values():
         # Each says it is waiting (and is still running: wait_for_output fails on exit).
         await asyncio.to_thread(proc.wait_for_output, "unreachable", 60)
 
-    database_proxy.restore()
-    broker_proxy.restore()
+    proxied.database.restore()
+    proxied.broker.restore()
     await pipeline.wait_ready()
     async with SseRecorder(pipeline.base_url) as dashboard:
         await ingest_execution(db_pool, json.dumps(make_raw_execution(1)))

@@ -7,39 +7,25 @@ services/gateway/server.py) on this test's database and exchange.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from testkit.net import free_port, wait_http_ready
-from testkit.processes import ServiceProcess
-
-
-@dataclass
-class GatewayProcess:
-    base_url: str
-    port: int
-    process: ServiceProcess
-
-
-GatewayProcessFactory = Callable[..., Awaitable[GatewayProcess]]
+from testkit.gateway import GatewayProcess, GatewayStarter
 
 
 @pytest.fixture
-def gateway_process(
-    service_env: dict[str, str],
-    service_process: Callable[..., ServiceProcess],
-    tmp_path: Path,
-) -> GatewayProcessFactory:
-    """Factory: await gateway_process(DATABASE_URL=…, GATEWAY_…=…) -> a ready gateway."""
+async def gateway_process(
+    service_env: dict[str, str], tmp_path: Path
+) -> AsyncIterator[GatewayStarter]:
+    """Factory: await gateway_process(DATABASE_URL=…, GATEWAY_…=…) -> a live gateway
+    (/healthz: a test may have cut its database on purpose)."""
+    started: list[GatewayProcess] = []
 
     async def start(**overrides: str) -> GatewayProcess:
-        port = free_port()
         env = {
             **service_env,
-            "GATEWAY_PORT": str(port),
             "IMAGE_DIR": str(tmp_path / "images"),
             "METRICS_PORT": "0",
             "GATEWAY_TOKEN": "",
@@ -48,9 +34,10 @@ def gateway_process(
             "GATEWAY_WORKERS": "1",
             **overrides,
         }
-        process = service_process(["services.gateway"], env, name="gateway")
-        base_url = f"http://127.0.0.1:{port}"
-        await wait_http_ready(base_url, process, path="/healthz")
-        return GatewayProcess(base_url, port, process)
+        gateway = GatewayProcess(env)
+        started.append(gateway)
+        return await gateway.start(path="/healthz")
 
-    return start
+    yield start
+    for gateway in started:
+        gateway.stop()

@@ -29,7 +29,7 @@ from shared.contracts import (
     encode,
 )
 from testkit.factories import stage2_complete
-from tests.security.conftest import GatewayProcessFactory
+from testkit.gateway import GatewayStarter
 
 WAIT_S = 30.0  # deadlock guard, not a timing assertion
 
@@ -90,7 +90,7 @@ async def _dead_letter_bodies(amqp_url: str, queue_name: str, expected: int) -> 
 
 
 async def test_non_finite_numbers_and_oversized_messages_never_reach_a_browser(
-    gateway_process: GatewayProcessFactory, bus: Bus, amqp_url: str
+    gateway_process: GatewayStarter, bus: Bus, amqp_url: str
 ) -> None:
     gateway = await gateway_process()
     hostile = [
@@ -170,7 +170,7 @@ async def _read_events(base_url: str, last_event_id: str, count: int) -> list[tu
 
 
 async def test_the_replay_buffer_is_bounded_in_bytes(
-    gateway_process: GatewayProcessFactory, bus: Bus
+    gateway_process: GatewayStarter, bus: Bus
 ) -> None:
     # Room for ~40 of the ~1.2 KB events below, though the count bound allows 5,000.
     gateway = await gateway_process(REPLAY_BUFFER_MAX_BYTES="50000", REPLAY_BUFFER_SIZE="5000")
@@ -210,7 +210,7 @@ async def test_the_replay_buffer_is_bounded_in_bytes(
 
 
 async def test_a_client_that_never_reads_is_dropped_at_its_byte_bound(
-    gateway_process: GatewayProcessFactory, bus: Bus
+    gateway_process: GatewayStarter, bus: Bus
 ) -> None:
     gateway = await gateway_process(CLIENT_QUEUE_MAX_BYTES="1000000", CLIENT_QUEUE_SIZE="1000")
     stuck = socket.socket()

@@ -12,8 +12,8 @@ import contextlib
 
 import httpx
 
+from testkit.gateway import GatewayStarter
 from testkit.net import read_until_closed
-from tests.security.conftest import GatewayProcessFactory
 
 WAIT_S = 30.0  # deadlock guard, not a timing assertion
 
@@ -23,7 +23,7 @@ async def _open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
 
 
 async def test_a_head_over_the_byte_bound_gets_431_and_is_closed(
-    gateway_process: GatewayProcessFactory,
+    gateway_process: GatewayStarter,
 ) -> None:
     gateway = await gateway_process(GATEWAY_MAX_HEAD_BYTES="16384")
     reader, writer = await _open(gateway.port)
@@ -45,7 +45,7 @@ async def test_a_head_over_the_byte_bound_gets_431_and_is_closed(
 
 
 async def test_a_head_not_finished_in_time_gets_408_and_a_silent_connection_is_closed(
-    gateway_process: GatewayProcessFactory,
+    gateway_process: GatewayStarter,
 ) -> None:
     gateway = await gateway_process(GATEWAY_HEAD_TIMEOUT_S="1")
     half_reader, half_writer = await _open(gateway.port)
@@ -69,7 +69,7 @@ async def test_a_head_not_finished_in_time_gets_408_and_a_silent_connection_is_c
 
 
 async def test_past_the_connection_cap_a_request_gets_a_clear_503(
-    gateway_process: GatewayProcessFactory,
+    gateway_process: GatewayStarter,
 ) -> None:
     gateway = await gateway_process(GATEWAY_MAX_CONNECTIONS="4")
     held = [await _open(gateway.port) for _ in range(4)]

@@ -12,7 +12,7 @@ import base64
 import httpx
 import pytest
 
-from tests.security.conftest import GatewayProcessFactory
+from testkit.gateway import GatewayStarter
 
 HOSTILE_QUERIES = [
     {"since": "0001-01-01T00:00:00+23:59"},
@@ -27,7 +27,7 @@ HOSTILE_QUERIES = [
 
 
 @pytest.fixture
-async def http(gateway_process: GatewayProcessFactory) -> httpx.AsyncClient:
+async def http(gateway_process: GatewayStarter) -> httpx.AsyncClient:
     gateway = await gateway_process()
     return httpx.AsyncClient(base_url=gateway.base_url, timeout=30)
 

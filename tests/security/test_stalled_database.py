@@ -9,12 +9,11 @@ GATEWAY_DB_TIMEOUT_S and each REST request after GATEWAY_REQUEST_TIMEOUT_S
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import httpx
 
-from testkit.tcp_proxy import TcpProxy
-from tests.security.conftest import GatewayProcessFactory
+from testkit.gateway import GatewayStarter
+from testkit.tcp_proxy import ProxyFactory
 
 UNAVAILABLE = {"detail": "database unavailable, retry shortly"}
 # Generous: the settings below give ~2-4 s; the bug was 60-90 s. A hang fails here.
@@ -22,9 +21,9 @@ REQUEST_GUARD_S = 20.0
 
 
 async def test_stalled_database_answers_503_quickly_then_recovers(
-    gateway_process: GatewayProcessFactory,
+    gateway_process: GatewayStarter,
     database_url: str,
-    tcp_proxy: Callable[[str], tuple[TcpProxy, str]],
+    tcp_proxy: ProxyFactory,
 ) -> None:
     proxy, proxied_url = tcp_proxy(database_url)
     gateway = await gateway_process(
