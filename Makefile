@@ -60,8 +60,12 @@ container-deps:
 images: install container-deps
 	deploy/images/build.sh
 
+# pytest-xdist workers for `make test` (docs/TESTING.md): the suite mostly waits on I/O,
+# so more workers than cores pay off. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 4
+
 test: install browser-deps n8n-deps oidc-provider-deps js-test container-deps
-	$(PY) -m pytest -q -ra -m "not containers"
+	$(PY) -m pytest -q -ra -m "not containers" -n $(TEST_WORKERS) --dist worksteal
 	$(MAKE) test-containers
 
 # The stack under podman: images built, compose up, the testcontainers e2e (tests/deploy).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -19,6 +20,8 @@ from shared.bus import Bus
 from shared.db import create_pool, migrate
 from testkit.infra import Infra, InfraUnavailable, discover
 from testkit.isolation import (
+    RUN_ID,
+    BackgroundDrops,
     create_database,
     database_prefix,
     delete_exchange,
@@ -38,6 +41,8 @@ from testkit.tcp_proxy import ProxyFactory, TcpProxy
 _LEAK_CHECK: dict[str, Infra] = {}
 # Exchange name -> the test it belongs to, so a leak names the test that left it.
 _EXCHANGE_OWNERS: dict[str, str] = {}
+# pytest-xdist: what each finished worker used (its run id, servers, exchange owners).
+_WORKER_RUNS: list[dict[str, Any]] = []
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +54,15 @@ def infra() -> Iterator[Infra]:
     _LEAK_CHECK["infra"] = found
     yield found
     found.stop()
+
+
+@pytest.fixture(scope="session")
+def database_drops(infra: Infra) -> Iterator[BackgroundDrops]:
+    """Per-test databases are dropped in the background (each DROP waits for a checkpoint);
+    the end of the session waits for every drop, before the leak check."""
+    drops = BackgroundDrops(infra.database_url)
+    yield drops
+    drops.close()
 
 
 @pytest.fixture(scope="session")
@@ -65,19 +79,21 @@ def template_database(infra: Infra) -> Iterator[str]:
 
 
 @pytest.fixture
-async def database_url(infra: Infra, template_database: str) -> AsyncIterator[str]:
+async def database_url(
+    infra: Infra, template_database: str, database_drops: BackgroundDrops
+) -> AsyncIterator[str]:
     """URL of a fresh, migrated database for this test only."""
     name = new_database_name("t")
     yield await create_database(infra.database_url, name, template_database)
-    await drop_database(infra.database_url, name)
+    database_drops.drop(name)
 
 
 @pytest.fixture
-async def empty_database_url(infra: Infra) -> AsyncIterator[str]:
+async def empty_database_url(infra: Infra, database_drops: BackgroundDrops) -> AsyncIterator[str]:
     """URL of a fresh database with no schema (for migration tests)."""
     name = new_database_name("e")
     yield await create_database(infra.database_url, name)
-    await drop_database(infra.database_url, name)
+    database_drops.drop(name)
 
 
 @pytest.fixture
@@ -183,26 +199,58 @@ def run_launcher() -> Iterator[Callable[..., Launcher]]:
         yield lambda env, *args: launch(started, env, *args)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist, at the controller: keep what a finished worker used for the leak check."""
+    used = getattr(node, "workeroutput", {}).get("leak_check")
+    if used is not None:
+        _WORKER_RUNS.append(used)
+
+
+def _run_used(infra: Infra) -> dict[str, Any]:
+    """What the leak check needs of one process's run (plain data: xdist sends it over)."""
+    return {
+        "run_id": RUN_ID,
+        "database_url": infra.database_url,
+        "amqp_url": infra.amqp_url,
+        "checkable": not infra.source.startswith("testcontainers"),  # gone already
+        "owners": _EXCHANGE_OWNERS,
+    }
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if any exchange, queue or database of THIS run is left behind.
 
     Only names with this run's prefix count: other people's runs share the servers.
+    Under pytest-xdist a worker only hands its run id, servers and exchange owners
+    to the controller, which checks once every worker is done (a worker checking
+    on its own would see the others' live databases as leaks).
     """
     infra = _LEAK_CHECK.get("infra")
-    if infra is None or infra.source.startswith("testcontainers"):
+    used = _run_used(infra) if infra is not None else None
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        if used is not None:
+            workeroutput["leak_check"] = used
+        return
+    runs = [run for run in ([used] if used else []) + _WORKER_RUNS if run["checkable"]]
+    if not runs:
         return  # nothing ran against a server, or the containers are gone already
-    exchanges = [exchange_prefix("test")]
-    databases = [database_prefix(kind) for kind in ("t", "e", "tpl")]
-    found = asyncio.run(find_leftovers(infra.database_url, infra.amqp_url, exchanges, databases))
+    run_ids = [run["run_id"] for run in runs]
+    exchanges = [exchange_prefix("test", run_id) for run_id in run_ids]
+    databases = [database_prefix(k, run_id) for k in ("t", "e", "tpl") for run_id in run_ids]
+    owners = {e: t for run in runs for e, t in run["owners"].items()}
+    database_url, amqp_url = runs[0]["database_url"], runs[0]["amqp_url"]
+    found = asyncio.run(find_leftovers(database_url, amqp_url, exchanges, databases))
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     for note in found.unchecked:
         if reporter is not None:
             reporter.write_line(f"leak check: not checked: {note}")
     if found:
-        asyncio.run(remove_leftovers(infra.database_url, infra.amqp_url, found))
+        asyncio.run(remove_leftovers(database_url, amqp_url, found))
         if reporter is not None:
             reporter.write_line("leak check FAILED: this run left behind (now removed):", red=True)
             for name in [*found.exchanges, *found.queues, *found.databases]:
-                owner = next((t for e, t in _EXCHANGE_OWNERS.items() if name.startswith(e)), "")
+                owner = next((t for e, t in owners.items() if name.startswith(e)), "")
                 reporter.write_line(f"  {name}  {owner}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

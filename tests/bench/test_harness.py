@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from bench.clients.old_polling import OldPollingBaseline
 from bench.clients.sse_load import FanoutClient, FanoutConnection
@@ -93,6 +94,8 @@ async def test_old_polling_loses_an_execution_completed_out_of_order(
     assert set(baseline.broadcast_at) == {201}
 
 
+# The subprocess's own guard (600 s) rather than the suite's 300 s: every case runs in it.
+@pytest.mark.timeout(600)
 def test_quick_suite_runs_every_benchmark(tmp_path: Path) -> None:
     """`python -m bench --quick`: every benchmark runs end to end and the JSON is complete."""
     out = tmp_path / "quick.json"
