@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -64,21 +65,44 @@ async def poll_once(
             stamps.claimed = time.perf_counter()
             if not rows:
                 return []
-            if not settings.poller_synchronous_commit:
-                # Skip the WAL flush wait (~half a cycle): a claim lost in a database
-                # crash only means that batch is published again, never that one is missed.
-                # Sent before the publish, not after: between the confirm and the commit
-                # is the at-least-once window (a lost connection there re-publishes).
-                await conn.execute(ASYNC_COMMIT_SQL)
             summaries = await _summaries_or_record(conn, rows)
-            if summaries:
-                if on_send is not None:
-                    on_send(len(summaries))
-                await bus.publish(ExecutionBatch(executions=summaries, timestamp=datetime.now(UTC)))
+            if summaries and on_send is not None:
+                on_send(len(summaries))
+            await _publish(
+                conn, bus, summaries, async_commit=not settings.poller_synchronous_commit
+            )
             stamps.published = time.perf_counter()
     finally:
         stamps.committed = time.perf_counter()  # rolled back or committed
     return [summary.id for summary in summaries]
+
+
+async def _publish(
+    conn: PoolConnectionProxy[asyncpg.Record],
+    bus: Bus,
+    summaries: list[ExecutionSummary],
+    *,
+    async_commit: bool,
+) -> None:
+    """Publish the batch (with its confirm) and, meanwhile, turn off the commit's WAL-flush wait.
+
+    Skipping the flush wait (~half a cycle) is safe: a claim lost in a database
+    crash only means that batch is published again, never that one is missed.
+    The SET LOCAL travels while the publish waits for its confirm: before the
+    publish it was a round trip on the path to the gateways, after the confirm
+    it widened the at-least-once window (confirm → commit). Both finish before
+    the caller commits; a failed publish is raised (BusError) once both are done,
+    so the connection is idle when the transaction rolls back.
+    """
+    steps: list[Awaitable[object]] = []
+    if async_commit:
+        steps.append(conn.execute(ASYNC_COMMIT_SQL))
+    if summaries:
+        steps.append(bus.publish(ExecutionBatch(executions=summaries, timestamp=datetime.now(UTC))))
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    errors = [result for result in results if isinstance(result, BaseException)]
+    if errors:
+        raise errors[-1]  # the publish's, when both failed: the cycle failed on the bus
 
 
 async def _summaries_or_record(
