@@ -141,7 +141,9 @@ def create_app(settings: GatewaySettings, *, static_dir: Path = STATIC_DIR) -> F
     app.include_router(health.router)
     app.include_router(auth_routes.router)
     # A plain ASGI route (a Route whose endpoint is an ASGI app): see routes/events.py.
-    app.router.routes.append(Route(events.PATH, events.EventsEndpoint(), methods=["GET"]))
+    # First in the router: every SSE connection is routed once, and matching it
+    # against the routes before it cost more than the rest of its set-up.
+    app.router.routes.insert(0, Route(events.PATH, events.EventsEndpoint(), methods=["GET"]))
     app.include_router(triage.router)  # before executions: /executions/bulk/… routes
     app.include_router(executions.router)
     app.include_router(stats.router)
