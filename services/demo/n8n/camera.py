@@ -26,6 +26,9 @@ class Frame:
     delay_ms: int = 0  # the stand-in answers this late: runs finish out of order
     fail: bool = False  # the stand-in answers 500: the n8n run ends in error
     captured_at: str = "2025-10-10_04-33-52"  # SAI's camera format
+    # Where the painted plume/fire is ("x,y,w,h;…", smoke first): the stand-in puts its
+    # boxes there. Empty: it places them at random (what the tests check against).
+    boxes: str = ""
 
     @property
     def camera(self) -> tuple[str, str, str, str]:
@@ -60,6 +63,7 @@ async def _post(client: httpx.AsyncClient, webhook_url: str, frame: Frame) -> ht
             "scenario": frame.scenario,
             "delay_ms": str(frame.delay_ms),
             "fail": "1" if frame.fail else "0",
+            "boxes": frame.boxes,
         },
         files={"image": (f"frame-{frame.number}.jpg", frame.jpeg, "image/jpeg")},
     )

@@ -75,6 +75,7 @@ async def camera_simulator(webhook_url: str, rate: float, stop: asyncio.Event) -
                 delay_ms=rng.choice((0, 0, 0, 800)),
                 fail=rng.random() < 0.03,
                 captured_at=datetime.now(UTC).strftime(SAI_TIMESTAMP),
+                boxes=";".join(f"{b.x},{b.y},{b.width},{b.height}" for b in picture.boxes),
             )
             # On a clock, not one after another: a slow answer from n8n must not lower the rate.
             post = asyncio.create_task(_post_quietly(client, webhook_url, frame))

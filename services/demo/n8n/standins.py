@@ -33,8 +33,20 @@ TELEGRAM_MESSAGE_BASE = 500_000
 SCENARIOS = ("clear", "smoke", "fire", "fire-and-smoke")
 
 
-def expected_detections(frame: int, scenario: str, width: int, height: int) -> list[dict[str, Any]]:
-    """What the stand-in detects in frame `frame`: the same answer every time."""
+def painted_boxes(text: str) -> list[dict[str, int]]:
+    """The camera simulator's "x,y,w,h;…" (where it painted smoke/fire) as bboxes."""
+    boxes = []
+    for part in filter(None, text.split(";")):
+        x, y, w, h = (int(v) for v in part.split(","))
+        boxes.append({"x": x, "y": y, "width": w, "height": h})
+    return boxes
+
+
+def expected_detections(
+    frame: int, scenario: str, width: int, height: int, boxes: str = ""
+) -> list[dict[str, Any]]:
+    """What the stand-in detects in frame `frame`: the same answer every time (boxes at
+    the painted places when the camera said where they are)."""
     rng = random.Random(frame * 7919 + len(scenario))
     classes = {
         "clear": [],
@@ -42,8 +54,9 @@ def expected_detections(frame: int, scenario: str, width: int, height: int) -> l
         "fire": ["fire"],
         "fire-and-smoke": ["smoke", "fire"],
     }[scenario]
+    painted = painted_boxes(boxes)
     found = []
-    for detection_class in classes:
+    for index, detection_class in enumerate(classes):
         w = rng.randint(width // 8, width // 3)
         h = rng.randint(height // 8, height // 3)
         found.append(
@@ -58,6 +71,8 @@ def expected_detections(frame: int, scenario: str, width: int, height: int) -> l
                 },
             }
         )
+        if index < len(painted):
+            found[-1]["bbox"] = painted[index]
     return found
 
 
@@ -75,11 +90,17 @@ def alert_level_of(detections: list[dict[str, Any]]) -> str:
 
 
 def inference_answer(
-    frame: int, scenario: str, camera_id: str, image: bytes, *, omit_alert_level: bool
+    frame: int,
+    scenario: str,
+    camera_id: str,
+    image: bytes,
+    *,
+    omit_alert_level: bool,
+    boxes: str = "",
 ) -> dict[str, Any]:
     with Image.open(io.BytesIO(image)) as picture:
         width, height = picture.size
-    detections = expected_detections(frame, scenario, width, height)
+    detections = expected_detections(frame, scenario, width, height, boxes)
     classes = sorted({d["class"] for d in detections})
     answer: dict[str, Any] = {
         "request_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"smokesignal/frame/{frame}")),
@@ -128,6 +149,7 @@ def standin_app(counters: StandinCounters) -> Starlette:
             params.get("camera_id") or "",
             body,
             omit_alert_level=frame % 5 == 0,
+            boxes=params.get("boxes") or "",
         )
         return JSONResponse(answer)
 

@@ -97,6 +97,7 @@ def sai_workflow(
                     "type": "string",
                 },
                 {"id": "fail", "name": "fail", "value": _form("fail"), "type": "string"},
+                {"id": "boxes", "name": "boxes", "value": _form("boxes"), "type": "string"},
             ]
         },
         options={"includeBinary": True},
@@ -107,6 +108,7 @@ def sai_workflow(
         {"name": "scenario", "value": "={{ $json.scenario }}"},
         {"name": "delay_ms", "value": "={{ $json.delay_ms }}"},
         {"name": "fail", "value": "={{ $json.fail }}"},
+        {"name": "boxes", "value": "={{ $json.boxes }}"},
     ]
     inference = _node(
         names.inference,
