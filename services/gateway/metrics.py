@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -14,6 +14,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from services.gateway.hub import Hub
+
+
+def labelled_counter(
+    name: str, documentation: str, label: str, counts: Mapping[str, int]
+) -> CounterMetricFamily:
+    """One counter family with a sample per `label` value (sorted: a stable scrape)."""
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value, count in sorted(counts.items()):
+        family.add_metric([value], count)
+    return family
 
 
 class HubCollector(Collector):
@@ -38,34 +48,24 @@ class HubCollector(Collector):
             "SSE clients disconnected because their queue was full",
             value=stats.dropped_clients,
         )
-        sent = CounterMetricFamily(
-            "gateway_sse_events_sent", "SSE events written to clients", labels=["event"]
+        yield labelled_counter(
+            "gateway_sse_events_sent", "SSE events written to clients", "event", stats.events_sent
         )
-        for event, count in sorted(stats.events_sent.items()):
-            sent.add_metric([event], count)
-        yield sent
-        published = CounterMetricFamily(
+        yield labelled_counter(
             "gateway_events_published",
             "events fanned out by the hub (stream events)",
-            labels=["event"],
+            "event",
+            stats.events_published,
         )
-        for event, count in sorted(stats.events_published.items()):
-            published.add_metric([event], count)
-        yield published
-        resets = CounterMetricFamily(
-            "gateway_sse_resets", "reset events issued, by reason", labels=["reason"]
+        yield labelled_counter(
+            "gateway_sse_resets", "reset events issued, by reason", "reason", stats.resets
         )
-        for reason, count in sorted(stats.resets.items()):
-            resets.add_metric([reason], count)
-        yield resets
-        resumed = CounterMetricFamily(
+        yield labelled_counter(
             "gateway_sse_resumed",
             "clients resumed by Last-Event-ID, by where the missed events came from",
-            labels=["source"],
+            "source",
+            stats.resumed,
         )
-        for source, count in sorted(stats.resumed.items()):
-            resumed.add_metric([source], count)
-        yield resumed
         yield GaugeMetricFamily(
             "gateway_sse_filters", "distinct event filters in use now", value=self.hub.filter_count
         )

@@ -27,13 +27,12 @@ import asyncpg
 import httpx
 
 from services.demo import queries as demo_queries
-from services.demo.n8n.workflow import WEBHOOK_PATH, NodeNames, sai_workflow
+from services.demo.n8n.workflow import SAI_NAMES, WEBHOOK_PATH, WorkflowNames, sai_workflow
 from shared import queries
 
 N8N_VERSION = "1.123.81"
 REPO_ROOT = Path(__file__).resolve().parents[3]
 INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-n8n.sh"
-SAI_NAMES = NodeNames()
 START_TIMEOUT_S = 180.0  # deadlock guard: a cold n8n start on a busy 2-core box
 
 
@@ -67,7 +66,7 @@ class LocalN8n:
     database_url: str
     binary_dir: Path
     workflow_id: str
-    names: NodeNames
+    names: WorkflowNames
     process: subprocess.Popen[bytes]
     log_path: Path
 
@@ -131,7 +130,7 @@ async def running_n8n(
     yolo_url: str,
     telegram_url: str,
     workdir: Path | None = None,
-    names: NodeNames = SAI_NAMES,
+    names: WorkflowNames = SAI_NAMES,
     keep_database: bool = False,
 ) -> AsyncIterator[LocalN8n]:
     """A fresh database, the workflow imported and activated, `n8n start` until healthy."""

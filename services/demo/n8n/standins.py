@@ -28,6 +28,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from services.etl.stage2.n8n_run import alert_level_for
+
 MODEL_VERSION = "yolov8s-sai-standin-1"
 TELEGRAM_MESSAGE_BASE = 500_000
 SCENARIOS = ("clear", "smoke", "fire", "fire-and-smoke")
@@ -76,19 +78,6 @@ def expected_detections(
     return found
 
 
-def alert_level_of(detections: list[dict[str, Any]]) -> str:
-    best = max((d["confidence"] for d in detections), default=None)
-    if best is None:
-        return "none"
-    if best >= 0.85:
-        return "critical"
-    if best >= 0.7:
-        return "high"
-    if best >= 0.5:
-        return "medium"
-    return "low"
-
-
 def inference_answer(
     frame: int,
     scenario: str,
@@ -108,7 +97,7 @@ def inference_answer(
         "detection_count": len(detections),
         "has_smoke": "smoke" in classes,
         "has_fire": "fire" in classes,
-        "alert_level": alert_level_of(detections),
+        "alert_level": alert_level_for(max((d["confidence"] for d in detections), default=None)),
         "detection_mode": "fire-and-smoke",
         "active_classes": ["smoke", "fire"],
         "detections": detections,

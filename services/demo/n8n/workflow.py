@@ -11,21 +11,21 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from services.etl.stage2.n8n_run import NodeNames
+
 WEBHOOK_PATH = "sai-frame"
-# The multipart field (and so n8n binary property) that carries the frame.
-IMAGE_FIELD = "image"
 
 
 @dataclass(frozen=True, slots=True)
-class NodeNames:
-    webhook: str = "Webhook"
-    metadata: str = "Metadata"
-    inference: str = "YOLO Inference"
+class WorkflowNames(NodeNames):
+    """The nodes the ETL reads (their defaults are SAI's; `image_property` is the multipart
+    field, and so the n8n binary property, that carries the frame) and the workflow's own
+    IF node, which the ETL does not read."""
+
     alert: str = "Alert?"
-    telegram: str = "Telegram"
 
 
-SAI_NAMES = NodeNames()
+SAI_NAMES = WorkflowNames()
 
 
 def _node(
@@ -51,7 +51,7 @@ def sai_workflow(
     yolo_url: str,
     telegram_url: str,
     webhook_path: str = WEBHOOK_PATH,
-    names: NodeNames = SAI_NAMES,
+    names: WorkflowNames = SAI_NAMES,
 ) -> dict[str, Any]:
     """The workflow as `n8n import:workflow` reads it (active, so its webhook is live)."""
     webhook = _node(
@@ -121,7 +121,7 @@ def sai_workflow(
         queryParameters={"parameters": query},
         sendBody=True,
         contentType="binaryData",
-        inputDataFieldName=IMAGE_FIELD,
+        inputDataFieldName=names.image_property,
         options={},
     )
     alert = _node(

@@ -173,7 +173,11 @@ def parse_captured_at(value: str | None, field: str) -> datetime | None:
 
 def derive_alert_level(detections: list[Detection]) -> AlertLevel:
     """SAI's YOLO answer may omit alert_level: derived from the best confidence."""
-    best = max((d.confidence for d in detections), default=None)
+    return alert_level_for(max((d.confidence for d in detections), default=None))
+
+
+def alert_level_for(best: float | None) -> AlertLevel:
+    """SAI's YOLO thresholds on the best detection's confidence (None: no detection)."""
     if best is None:
         return "none"
     if best >= 0.85:
