@@ -71,30 +71,6 @@ class ProxiedEnv:
     database_url: str  # through `database`
 
 
-def proxied_pipeline_env(
-    tcp_proxy: ProxyFactory,
-    service_env: dict[str, str],
-    *,
-    database_url: str,
-    amqp_url: str,
-    image_dir: Path,
-    **overrides: str,
-) -> ProxiedEnv:
-    """`pipeline_env` on a free gateway port, with DATABASE_URL and AMQP_URL (fast
-    reconnect) through cuttable proxies."""
-    database, proxied_database = tcp_proxy(database_url)
-    broker, proxied_broker = tcp_proxy(amqp_url)
-    env = pipeline_env(
-        service_env,
-        image_dir=image_dir,
-        gateway_port=free_port(),
-        DATABASE_URL=proxied_database,
-        AMQP_URL=fast_amqp_url(proxied_broker),
-        **overrides,
-    )
-    return ProxiedEnv(env, database, broker, proxied_database)
-
-
 @dataclass
 class Pipeline:
     """Named service processes; `base_url` is the gateway's."""
@@ -141,6 +117,42 @@ def start_pipeline(
     names.update({f"etl-{i}": "etl" for i in range(1, etl_workers + 1)})
     processes = {name: service_process(COMMANDS[kind], env, name) for name, kind in names.items()}
     return Pipeline(f"http://127.0.0.1:{env['GATEWAY_PORT']}", processes)
+
+
+@dataclass(frozen=True)
+class Pipelines:
+    """Starts pipelines on one test's database and exchange (the `pipelines` fixture)."""
+
+    service_env: dict[str, str]
+    service_process: Callable[..., ServiceProcess]
+    tcp_proxy: ProxyFactory
+    database_url: str
+    amqp_url: str
+    image_dir: Path
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """`pipeline_env` on a free gateway port."""
+        return pipeline_env(
+            self.service_env, image_dir=self.image_dir, gateway_port=free_port(), **overrides
+        )
+
+    def proxied(self, **overrides: str) -> ProxiedEnv:
+        """`env` with DATABASE_URL and AMQP_URL (fast reconnect) through cuttable proxies."""
+        database, proxied_database = self.tcp_proxy(self.database_url)
+        broker, proxied_broker = self.tcp_proxy(self.amqp_url)
+        env = self.env(
+            DATABASE_URL=proxied_database, AMQP_URL=fast_amqp_url(proxied_broker), **overrides
+        )
+        return ProxiedEnv(env, database, broker, proxied_database)
+
+    def start(self, env: dict[str, str], *, etl_workers: int = 1) -> Pipeline:
+        return start_pipeline(self.service_process, env, etl_workers=etl_workers)
+
+    async def ready(self, **overrides: str) -> Pipeline:
+        """A pipeline on `env(**overrides)`, its gateway ready."""
+        pipeline = self.start(self.env(**overrides))
+        await pipeline.wait_ready()
+        return pipeline
 
 
 async def database_state(pool: asyncpg.Pool) -> dict[str, Any]:

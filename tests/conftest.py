@@ -34,6 +34,7 @@ from testkit.isolation import (
     with_database,
 )
 from testkit.launcher import Launcher, launch, launching, run_env
+from testkit.pipeline import Pipelines
 from testkit.processes import ServiceProcess
 from testkit.tcp_proxy import ProxyFactory, TcpProxy
 
@@ -197,6 +198,22 @@ def run_launcher() -> Iterator[Callable[..., Launcher]]:
     """`run_launcher(env, *args)` starts `python -m services.run *args`; stopped after."""
     with launching() as started:
         yield lambda env, *args: launch(started, env, *args)
+
+
+@pytest.fixture
+def pipelines(
+    service_env: dict[str, str],
+    service_process: Callable[..., ServiceProcess],
+    tcp_proxy: ProxyFactory,
+    database_url: str,
+    amqp_url: str,
+    bus: Bus,  # owns the exchange's topology, removed after the test
+    tmp_path: Path,
+) -> Pipelines:
+    """Whole pipelines (gateway, ETL worker, poller as processes) on this test's servers."""
+    return Pipelines(
+        service_env, service_process, tcp_proxy, database_url, amqp_url, tmp_path / "images"
+    )
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,9 +16,7 @@ from httpx_sse import aconnect_sse
 
 from services.demo.generator import make_raw_execution
 from services.etl.stage1.ingest import ingest_execution
-from shared.bus import Bus
-from testkit.net import free_port, wait_http_ready
-from testkit.processes import ServiceProcess
+from testkit.pipeline import Pipelines
 
 N = 16
 FAILING_ID = N + 1  # one execution that Stage 2 must reject
@@ -28,27 +24,10 @@ TIMEOUT_S = 120.0  # deadlock guard only
 
 
 async def test_every_out_of_order_completion_reaches_the_sse_client(
-    service_env: dict[str, str],
-    service_process: Callable[..., ServiceProcess],
-    db_pool: asyncpg.Pool,
-    bus: Bus,  # owns the exchange's topology, removed after the test
-    tmp_path: Path,
+    pipelines: Pipelines, db_pool: asyncpg.Pool
 ) -> None:
-    port = free_port()
-    env = {
-        **service_env,
-        "IMAGE_DIR": str(tmp_path / "images"),
-        "GATEWAY_PORT": str(port),
-        "ETL_CONCURRENCY": "4",
-        "ETL_RETRY_BASE_S": "0.1",
-        "ETL_DEMO_MODE": "true",  # the raw demo block's delays make completions out of order
-        "POLLER_INTERVAL_S": "0.2",
-    }
-    gateway = service_process(["services.gateway"], env, "gateway")
-    service_process(["services.etl", "worker"], env, "etl")
-    service_process(["services.poller"], env, "poller")
-    base_url = f"http://127.0.0.1:{port}"
-    await wait_http_ready(base_url, gateway, timeout_s=TIMEOUT_S)
+    # In demo mode (pipeline_env): the raw demo block's delays make completions out of order.
+    base_url = (await pipelines.ready(ETL_CONCURRENCY="4")).base_url
 
     batched: list[int] = []
     completed: list[int] = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,9 +30,7 @@ from testkit.bad_inputs import OVERSIZE_LIMIT, STAGE1_CASES, STAGE2_CASES
 from testkit.dead_letters import take_dead_letters
 from testkit.factories import stage2_complete
 from testkit.gateway import start_gateway
-from testkit.net import free_port
-from testkit.pipeline import pipeline_env, start_pipeline
-from testkit.processes import ServiceProcess
+from testkit.pipeline import Pipelines
 from testkit.sse import RECORDER_WAIT_S as WAIT_S
 from testkit.sse import SseRecorder
 
@@ -55,21 +52,10 @@ def _ids(recorder: SseRecorder, event: str) -> set[int]:
 
 
 async def test_bad_raw_executions_fail_clearly_while_good_ones_reach_the_dashboard(
-    service_env: dict[str, str],
-    service_process: Callable[..., ServiceProcess],
-    db_pool: asyncpg.Pool,
-    bus: Bus,  # owns the exchange's topology, removed after the test
-    tmp_path: Path,
+    pipelines: Pipelines, db_pool: asyncpg.Pool
 ) -> None:
-    image_dir = tmp_path / "images"
-    env = pipeline_env(
-        service_env,
-        image_dir=image_dir,
-        gateway_port=free_port(),
-        ETL_MAX_IMAGE_BYTES=str(OVERSIZE_LIMIT),
-    )
-    pipeline = start_pipeline(service_process, env)
-    await pipeline.wait_ready()
+    image_dir = pipelines.image_dir
+    pipeline = await pipelines.ready(ETL_MAX_IMAGE_BYTES=str(OVERSIZE_LIMIT))
 
     good_ids = [1, 2, 3]
     stage2_bad = {10 + n: case for n, case in enumerate(STAGE2_CASES)}
@@ -187,16 +173,9 @@ def _poison() -> list[tuple[str, bytes, object, str]]:
 
 
 async def test_poison_bus_messages_are_dead_lettered_and_the_pipeline_keeps_flowing(
-    service_env: dict[str, str],
-    service_process: Callable[..., ServiceProcess],
-    db_pool: asyncpg.Pool,
-    bus: Bus,
-    amqp_url: str,
-    tmp_path: Path,
+    pipelines: Pipelines, db_pool: asyncpg.Pool, bus: Bus, amqp_url: str
 ) -> None:
-    env = pipeline_env(service_env, image_dir=tmp_path / "images", gateway_port=free_port())
-    pipeline = start_pipeline(service_process, env)
-    await pipeline.wait_ready()
+    pipeline = await pipelines.ready()
     poison = _poison()
 
     async with SseRecorder(pipeline.base_url) as dashboard:

@@ -23,9 +23,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -33,18 +31,15 @@ import pytest
 
 from services.demo.generator import DEFECTS, Defect, make_raw_execution
 from services.etl.stage1.ingest import ingest_execution
-from shared.bus import Bus
 from shared.db import DATABASE_ERRORS, create_pool
 from testkit.chaos import Chaos, plan_faults
 from testkit.dashboard_client import DashboardClient
 from testkit.pipeline import (
+    Pipelines,
     database_state,
-    proxied_pipeline_env,
     settled,
-    start_pipeline,
 )
-from testkit.processes import REPO_ROOT, ServiceProcess
-from testkit.tcp_proxy import ProxyFactory
+from testkit.processes import REPO_ROOT
 
 EXECUTIONS = int(os.environ.get("CHAOS_EXECUTIONS", "2000"))
 INGEST_RATE = 40.0  # executions per second: the run takes EXECUTIONS / RATE seconds
@@ -208,32 +203,20 @@ async def wait_settled(
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 async def test_chaos_every_client_shows_every_execution_and_the_database_each_once(
-    database_url: str,
-    amqp_url: str,
-    service_env: dict[str, str],
-    service_process: Callable[..., ServiceProcess],
-    tcp_proxy: ProxyFactory,
-    db_pool: asyncpg.Pool,
-    bus: Bus,  # owns the exchange's topology, removed after the test
-    tmp_path: Path,
+    pipelines: Pipelines, db_pool: asyncpg.Pool
 ) -> None:
     seed = int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(10**9))
     print(f"\nchaos seed {seed} (replay: CHAOS_SEED={seed})")
     rng = random.Random(seed)
     planned = plan_executions(rng, EXECUTIONS)
 
-    proxied = proxied_pipeline_env(
-        tcp_proxy,
-        service_env,
-        database_url=database_url,
-        amqp_url=amqp_url,
-        image_dir=tmp_path / "images",
+    proxied = pipelines.proxied(
         ETL_MAX_ATTEMPTS=str(MAX_ATTEMPTS),
         ETL_CONCURRENCY="24",
         OUTBOX_BATCH_SIZE=str(OUTBOX_BATCH_SIZE),
         POLLER_BATCH_SIZE=str(POLLER_BATCH_SIZE),
     )
-    pipeline = start_pipeline(service_process, proxied.env, etl_workers=ETL_WORKERS)
+    pipeline = pipelines.start(proxied.env, etl_workers=ETL_WORKERS)
     await pipeline.wait_ready()
 
     clients = [

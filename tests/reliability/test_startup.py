@@ -9,40 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
-from pathlib import Path
 
 import asyncpg
 
 from services.demo.generator import make_raw_execution
 from services.etl.stage1.ingest import ingest_execution
-from shared.bus import Bus
-from testkit.pipeline import proxied_pipeline_env, start_pipeline
-from testkit.processes import ServiceProcess
+from testkit.pipeline import Pipelines
 from testkit.sse import SseRecorder
-from testkit.tcp_proxy import ProxyFactory
 
 
 async def test_services_started_before_the_database_and_broker_wait_for_them(
-    database_url: str,
-    amqp_url: str,
-    service_env: dict[str, str],
-    service_process: Callable[..., ServiceProcess],
-    tcp_proxy: ProxyFactory,
-    db_pool: asyncpg.Pool,
-    bus: Bus,
-    tmp_path: Path,
+    pipelines: Pipelines, db_pool: asyncpg.Pool
 ) -> None:
-    proxied = proxied_pipeline_env(
-        tcp_proxy,
-        service_env,
-        database_url=database_url,
-        amqp_url=amqp_url,
-        image_dir=tmp_path / "images",
-    )
+    proxied = pipelines.proxied()
     proxied.database.cut()
     proxied.broker.cut()
-    pipeline = start_pipeline(service_process, proxied.env)
+    pipeline = pipelines.start(proxied.env)
     for proc in pipeline.processes.values():
         # Each says it is waiting (and is still running: wait_for_output fails on exit).
         await asyncio.to_thread(proc.wait_for_output, "unreachable", 60)
