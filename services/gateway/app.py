@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Route
 
@@ -23,6 +23,7 @@ from services.gateway.deadline import RequestDeadline, database_unavailable_resp
 from services.gateway.deps import Resources
 from services.gateway.hub import Hub, send_heartbeats
 from services.gateway.metrics import build_registry
+from services.gateway.pages import render_page
 from services.gateway.routes import events, executions, export, health, stats, triage
 from services.gateway.stats import compact_periodically
 from shared.bus import Bus
@@ -149,18 +150,18 @@ def create_app(settings: GatewaySettings, *, static_dir: Path = STATIC_DIR) -> F
     app.include_router(stats.router)
     app.include_router(export.router)
 
-    def page(name: str) -> FileResponse:
-        path = static_dir / name
-        if not path.is_file():
+    def page(name: str) -> HTMLResponse:
+        html = render_page(static_dir, name)
+        if html is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "dashboard page missing")
-        return FileResponse(path)
+        return HTMLResponse(html)
 
     @app.get("/", include_in_schema=False, dependencies=[Depends(public)])
-    async def dashboard() -> FileResponse:
+    async def dashboard() -> HTMLResponse:
         return page("index.html")
 
     @app.get("/stats", include_in_schema=False, dependencies=[Depends(public)])
-    async def statistics_page() -> FileResponse:
+    async def statistics_page() -> HTMLResponse:
         return page("stats.html")
 
     app.mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from testkit.gateway import GatewayFactory
+from testkit.gateway import Gateway, GatewayFactory
 
 
 async def test_dashboard_page_and_static_files(
@@ -37,3 +37,14 @@ async def test_without_a_dashboard_page_the_root_is_404(
         response = await http.get("/")
         assert response.status_code == 404
         assert response.json() == {"detail": "dashboard page missing"}
+
+
+async def test_both_pages_get_the_filter_fields_written_once(gateway: Gateway) -> None:
+    """static/partials/ holds the filter form's fields; each page includes them."""
+    async with httpx.AsyncClient(base_url=gateway.base_url) as http:
+        for path in ("/", "/stats"):
+            page = await http.get(path)
+            assert page.headers["content-type"].startswith("text/html")
+            assert "<!-- include" not in page.text
+            assert page.text.count('name="alert_level"') == 5, path
+            assert 'name="false_positive"' in page.text
