@@ -13,9 +13,7 @@ import random
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -29,10 +27,9 @@ from services.demo.n8n.standins import (
     expected_detections,
     running_standins,
 )
-from testkit.net import free_port
-from testkit.pipeline import pipeline_env, start_pipeline
-from testkit.processes import ServiceProcess
+from testkit.pipeline import Pipelines
 from testkit.sse import SseRecorder
+from testkit.waiting import wait_until
 
 SETTLE_WAIT_S = 600.0  # deadlock guard only, never a performance expectation
 FINAL_EVENTS = ("etl:stage2:complete", "etl:stage2:failed")
@@ -80,22 +77,10 @@ async def post_all(webhook_url: str, frames: list[Frame], concurrency: int) -> N
     await asyncio.gather(*(poster() for _ in range(concurrency)))
 
 
-async def wait_for(
-    condition: Callable[[], Any], what: str, timeout_s: float = SETTLE_WAIT_S
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not await condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.5)
-
-
 async def run_end_to_end(
     *,
     admin_database_url: str,
-    service_env: dict[str, str],
-    service_process: Callable[..., ServiceProcess],
+    pipelines: Pipelines,
     db_pool: asyncpg.Pool,
     tmp_path: Path,
     frames: list[Frame],
@@ -103,7 +88,6 @@ async def run_end_to_end(
     concurrency: int,
 ) -> None:
     """Everything the done-criterion asks, asserted; raises with the services' logs if not."""
-    image_dir = tmp_path / "images"
     async with (
         running_standins() as standins,
         running_n8n(
@@ -124,13 +108,12 @@ async def run_end_to_end(
         await asyncio.to_thread(
             subprocess.run,
             [sys.executable, "-m", "services.etl", "n8n-trigger", "install"],
-            env={**os.environ, **service_env, **n8n_env},
+            env={**os.environ, **pipelines.service_env, **n8n_env},
             check=True,
             capture_output=True,
             timeout=120,
         )
-        env = pipeline_env(service_env, image_dir=image_dir, gateway_port=free_port(), **n8n_env)
-        pipeline = start_pipeline(service_process, env)
+        pipeline = pipelines.start(pipelines.env(**n8n_env))
         try:
             await pipeline.wait_ready()
             recorders = [SseRecorder(pipeline.base_url) for _ in range(clients)]
@@ -140,8 +123,11 @@ async def run_end_to_end(
                 await post_all(n8n.webhook_url, frames, concurrency)
                 n8n_db = await asyncpg.connect(n8n.database_url)
                 try:
-                    await wait_for(
-                        lambda: _all_finished(n8n_db, len(frames)), "n8n to finish every run"
+                    await wait_until(
+                        lambda: _all_finished(n8n_db, len(frames)),
+                        "n8n to finish every run",
+                        guard_s=SETTLE_WAIT_S,
+                        poll_s=0.5,
                     )
                     statuses = {
                         r["id"]: r["status"]
@@ -157,11 +143,15 @@ async def run_end_to_end(
                 async def everywhere() -> bool:
                     return all(set(statuses) <= _final_ids(r) for r in recorders)
 
-                await wait_for(everywhere, "every execution on every client")
+                await wait_until(
+                    everywhere, "every execution on every client", guard_s=SETTLE_WAIT_S, poll_s=0.5
+                )
             finally:
                 for recorder in recorders:
                     await recorder.__aexit__(None, None, None)
-            await _check(db_pool, pipeline.base_url, frames, statuses, recorders, image_dir)
+            await _check(
+                db_pool, pipeline.base_url, frames, statuses, recorders, pipelines.image_dir
+            )
             assert out_of_order > 0, "no run finished out of order: the test proves nothing"
         except BaseException as exc:
             raise AssertionError(

@@ -9,7 +9,6 @@ must reach every SSE client with the right detections and image.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -17,7 +16,7 @@ import pytest
 
 from testkit.infra import Infra
 from testkit.n8n.e2e import make_frames, run_end_to_end
-from testkit.processes import ServiceProcess
+from testkit.pipeline import Pipelines
 
 # N8N_E2E_FRAMES=1000 (make test-n8n) turns this into the done-criterion.
 FRAMES = int(os.environ.get("N8N_E2E_FRAMES", "40"))
@@ -25,17 +24,12 @@ FRAMES = int(os.environ.get("N8N_E2E_FRAMES", "40"))
 
 @pytest.mark.timeout(1800)
 async def test_frames_posted_to_n8n_reach_every_sse_client_with_detections_and_image(
-    infra: Infra,
-    service_env: dict[str, str],
-    service_process: Callable[..., ServiceProcess],
-    db_pool: asyncpg.Pool,
-    tmp_path: Path,
+    infra: Infra, pipelines: Pipelines, db_pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     frames = make_frames(FRAMES, fail_share=0.1, slow_share=0.25)
     await run_end_to_end(
         admin_database_url=infra.database_url,
-        service_env=service_env,
-        service_process=service_process,
+        pipelines=pipelines,
         db_pool=db_pool,
         tmp_path=tmp_path,
         frames=frames,
