@@ -7,7 +7,7 @@ import base64
 import re
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,17 +242,19 @@ def kustomize_objects(directory: Path) -> list[dict[str, Any]]:
     return objects
 
 
+def run_tool(args: Sequence[str], *, timeout: float, cwd: Path | None = None) -> str:
+    """Run a checking or building tool; its output, or a failure with all it said."""
+    done = subprocess.run(
+        list(args), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
 def rendered_objects(directory: Path) -> list[dict[str, Any]]:
     """`kubectl kustomize directory`: the objects exactly as they would be applied."""
-    built = subprocess.run(
-        [str(KUBECTL), "kustomize", str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert built.returncode == 0, f"kubectl kustomize {directory} failed:\n{built.stderr}"
-    return [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+    built = run_tool([str(KUBECTL), "kustomize", str(directory)], timeout=120)
+    return [doc for doc in yaml.safe_load_all(built) if doc]
 
 
 def generated_secrets(flavour: str) -> list[dict[str, Any]]:

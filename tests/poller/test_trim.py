@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from typing import Any
 
 import asyncpg
 import pytest
 
 from services.poller import trim
-from services.poller.loop import run_poller
 from services.poller.trim import trim_poller_state
 from shared.bus import Bus
+from shared.settings import PollerSettings
 from testkit.poller import (
     broadcast_set,
     complete,
     drain,
     insert_executions,
     poller_settings,
+    running_poller,
 )
 from testkit.waiting import wait_until
 
 LOOKBACK_S = 3600.0
 MARGIN_S = 600.0
+
+
+def trim_settings(database_url: str, amqp_url: str, bus: Bus, **overrides: Any) -> PollerSettings:
+    return poller_settings(
+        database_url,
+        amqp_url,
+        bus.exchange_name,
+        poller_lookback_s=LOOKBACK_S,
+        poller_trim_margin_s=MARGIN_S,
+        **overrides,
+    )
 
 
 async def test_trim_removes_only_state_older_than_lookback_plus_margin(
@@ -34,14 +46,7 @@ async def test_trim_removes_only_state_older_than_lookback_plus_margin(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr(trim, "TRIM_CHUNK", 3)  # exercise the chunked deletes
-    settings = poller_settings(
-        database_url,
-        amqp_url,
-        bus.exchange_name,
-        poller_lookback_s=LOOKBACK_S,
-        poller_trim_margin_s=MARGIN_S,
-        poller_batch_size=2,
-    )
+    settings = trim_settings(database_url, amqp_url, bus, poller_batch_size=2)
     too_old = LOOKBACK_S + MARGIN_S + 60
     # Broadcast long ago (ids 1-10) and recently (11-12).
     await db_pool.execute(
@@ -77,17 +82,8 @@ async def test_trim_removes_only_state_older_than_lookback_plus_margin(
 async def test_the_poll_loop_trims_on_its_own(
     db_pool: asyncpg.Pool, bus: Bus, database_url: str, amqp_url: str
 ) -> None:
-    settings = poller_settings(
-        database_url,
-        amqp_url,
-        bus.exchange_name,
-        poller_lookback_s=LOOKBACK_S,
-        poller_trim_margin_s=MARGIN_S,
-        poller_trim_interval_s=0.05,
-    )
-    stop = asyncio.Event()
-    poller = asyncio.create_task(run_poller(db_pool, bus, settings, stop))
-    try:
+    settings = trim_settings(database_url, amqp_url, bus, poller_trim_interval_s=0.05)
+    async with running_poller(db_pool, bus, settings):
         for round_ in range(2):  # at start-up, and again an interval later
             await db_pool.execute(
                 """INSERT INTO broadcast_ids (execution_id, broadcast_at)
@@ -100,6 +96,3 @@ async def test_the_poll_loop_trims_on_its_own(
                 return not await broadcast_set(db_pool)
 
             await wait_until(trimmed, what="old broadcast ids trimmed")
-    finally:
-        stop.set()
-        await asyncio.wait_for(poller, timeout=30)
