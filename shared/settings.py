@@ -67,7 +67,8 @@ class EtlSettings(CommonSettings):
     # Published outbox rows are deleted after this age, checked every interval.
     outbox_retention_s: float = Field(default=24 * 3600, ge=0)
     outbox_cleanup_interval_s: float = Field(default=300.0, gt=0)
-    # The WebP rendition's longest side (0 = no rendition).
+    # The WebP rendition fits within this (0 = none); a larger JPEG is decoded at the
+    # largest of libjpeg's 1/2, 1/4, 1/8 scales that fits (docs/N8N.md, "Renditions").
     etl_webp_max_px: int = Field(default=640, ge=0)
     # -- n8n as the input source (docs/N8N.md). Unset URL = no n8n source.
     n8n_database_url: str | None = None

@@ -6,8 +6,14 @@ n8n 1.123.81 wrote, `tests/etl/fixtures/n8n/`, each with its own
 filesystem-v2 binary id; the frames — ~100 KB JPEGs from the ETL's generator —
 are files in a binary-store directory), then 1 worker process drains the queue
 with default settings (ETL_WEBP_MAX_PX=640). Same method as the stage2 bench:
-completions / (last extracted_at - first), start-up left out; the n8n case
-and the raw case alternate `repeats` times, medians reported, every run listed.
+completions / (last extracted_at - first), start-up left out. The n8n case and
+the raw-JSON case (the same frames, base64 in the raw format) run `repeats`
+rounds, interleaved, the order flipping every round; medians reported, every
+run listed. Each run also splits the worker's CPU per execution by step
+(bench/harness/cpu_split.py): flatted decode / raw parse, frame read, decode,
+WebP, thumbnail, original write, the rest of the process (event loop: claims,
+commits, relay), and PostgreSQL's backends. On a shared machine compare the
+two sources within one run (ratio, CPU ms), not across runs.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ FIXTURE = (
     / "success-fire-and-smoke.flatted"
 )
 DISTINCT_IMAGES = 12
+WEBP_MAX_PX = 640  # the ETL's default
 
 
 def n8n_runs(count: int, binary_dir: Path) -> list[str]:
@@ -77,35 +84,77 @@ async def seed_n8n(pool: asyncpg.Pool, texts: list[str]) -> None:
         )
 
 
-async def run(count: int = 1000, repeats: int = 3) -> dict[str, Any]:
+def median_split(splits: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """Field by field median of the rounds' CPU splits (ms per execution)."""
+    found = [x for x in splits if x is not None]
+    if not found:
+        return None
+    steps = sorted({step for x in found for step in x["steps"]})
+    return {
+        "worker_total": statistics.median(x["worker_total"] for x in found),
+        "steps": {
+            step: statistics.median(x["steps"].get(step, 0.0) for x in found) for step in steps
+        },
+        "worker_rest": statistics.median(x["worker_rest"] for x in found),
+        "postgres": statistics.median(x["postgres"] for x in found),
+    }
+
+
+async def run(count: int = 1000, repeats: int = 5) -> dict[str, Any]:
     binary_dir = Path(tempfile.mkdtemp(prefix="smokesignal-bench-n8n-binary-"))
     try:
         texts = n8n_runs(count, binary_dir)
         raws, jpeg_bytes = stage2_throughput.raw_executions(count)
-        n8n_env = {"N8N_BINARY_DATA_DIR": str(binary_dir), "ETL_WEBP_MAX_PX": "640"}
-        n8n_rates, raw_rates, n8n_tries = [], [], []
-        for _ in range(repeats):  # alternating: both see the same machine load
-            n8n = await stage2_throughput.one_run(
+        n8n_env = {"N8N_BINARY_DATA_DIR": str(binary_dir), "ETL_WEBP_MAX_PX": str(WEBP_MAX_PX)}
+
+        async def n8n_run() -> dict[str, Any]:
+            return await stage2_throughput.one_run(
                 [],
                 1,
                 profile=False,
                 seed=lambda pool: seed_n8n(pool, texts),
                 extra_env=n8n_env,
                 expected=count,
+                split_cpu=True,
             )
-            raw = await stage2_throughput.one_run(raws, 1, profile=False)
-            n8n_tries.append(n8n)
-            n8n_rates.append(n8n["per_process_per_s"] or 0.0)
-            raw_rates.append(raw["per_process_per_s"] or 0.0)
+
+        async def raw_run() -> dict[str, Any]:
+            return await stage2_throughput.one_run(raws, 1, profile=False, split_cpu=True)
+
+        n8n_tries, raw_tries = [], []
+        for round_number in range(repeats):
+            # Interleaved, and the order flips every round (n8n, raw, raw, n8n, …),
+            # so both sources see the same machine, drift included.
+            if round_number % 2 == 0:
+                n8n_tries.append(await n8n_run())
+                raw_tries.append(await raw_run())
+            else:
+                raw_tries.append(await raw_run())
+                n8n_tries.append(await n8n_run())
     finally:
         shutil.rmtree(binary_dir, ignore_errors=True)
+    n8n_rates = [t["per_process_per_s"] or 0.0 for t in n8n_tries]
+    raw_rates = [t["per_process_per_s"] or 0.0 for t in raw_tries]
+    n8n_median, raw_median = statistics.median(n8n_rates), statistics.median(raw_rates)
     return {
         "executions": count,
+        "rounds": repeats,
         "mean_jpeg_bytes": jpeg_bytes,
-        "n8n_per_process_per_s": statistics.median(n8n_rates),
+        "webp_max_px": WEBP_MAX_PX,
+        "n8n_per_process_per_s": n8n_median,
         "n8n_all_runs": n8n_rates,
-        "raw_per_process_per_s_same_rounds": statistics.median(raw_rates),
+        "raw_per_process_per_s_same_rounds": raw_median,
         "raw_all_runs": raw_rates,
+        "n8n_over_raw": round(n8n_median / raw_median, 3) if raw_median else None,
         "n8n_failed": [t["failed"] for t in n8n_tries],
         "n8n_cpu_pct": [t["cpu_pct"] for t in n8n_tries],
+        "raw_cpu_pct": [t["cpu_pct"] for t in raw_tries],
+        "cpu_ms_per_execution": {
+            "n8n": median_split([t["cpu_ms_per_execution"] for t in n8n_tries]),
+            "raw": median_split([t["cpu_ms_per_execution"] for t in raw_tries]),
+        },
+        "cpu_ms_per_execution_all_runs": {
+            "n8n": [t["cpu_ms_per_execution"] for t in n8n_tries],
+            "raw": [t["cpu_ms_per_execution"] for t in raw_tries],
+        },
     }

@@ -29,7 +29,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+import httpx
 
+from bench.harness import cpu_split
 from bench.harness.infra import (
     CpuMeter,
     bench_database,
@@ -41,6 +43,7 @@ from bench.harness.profiling import Profile
 from services.demo.generator import make_raw_execution
 from services.etl.stage1.ingest import ingest_execution
 from shared.db import create_pool
+from testkit.net import free_port
 from testkit.pipeline import etl_worker
 from testkit.processes import ProcessGroup
 
@@ -77,6 +80,18 @@ async def ingest_raws(pool: asyncpg.Pool, raws: list[str]) -> None:
         await ingest_execution(pool, raw)
 
 
+async def drain_with_cpu_split(
+    pool: asyncpg.Pool, pids: list[int], ports: list[int], count: int, within_s: float
+) -> dict[str, Any] | None:
+    """Wait for the drain; CPU per execution from the first completion to the last."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        await wait_drained(pool, 1, within_s)  # the workers are up (their metrics too)
+        before = await cpu_split.take_sample(pool, http, pids, ports)
+        await wait_drained(pool, count, within_s)
+        after = await cpu_split.take_sample(pool, http, pids, ports)
+    return cpu_split.split(before, after)
+
+
 async def one_run(
     raws: list[str],
     processes: int,
@@ -85,18 +100,23 @@ async def one_run(
     seed: Callable[[asyncpg.Pool], Awaitable[None]] | None = None,
     extra_env: dict[str, str] | None = None,
     expected: int | None = None,
+    split_cpu: bool = False,
 ) -> dict[str, Any]:
-    """`seed` fills the queue (default: Stage 1 of `raws`); `extra_env` configures the workers."""
+    """`seed` fills the queue (default: Stage 1 of `raws`); `extra_env` configures the
+    workers; `split_cpu` adds CPU ms per execution by step (bench/harness/cpu_split.py)."""
     exchange = exchange_name("stage2")
     image_dir = tempfile.mkdtemp(prefix="smokesignal-bench-images-")
+    split = None
     async with bench_database("stage2") as database_url:
         pool = await create_pool(database_url, min_size=1, max_size=4)
         try:
             await (seed(pool) if seed is not None else ingest_raws(pool, raws))
             env = {**service_env(database_url, exchange, image_dir=image_dir), **(extra_env or {})}
+            ports = [free_port() if split_cpu else 0 for _ in range(processes)]
             with ProcessGroup() as group:
                 workers = [
-                    group.start(etl_worker(env, name=f"etl-worker-{n}")) for n in range(processes)
+                    group.start(etl_worker(env, name=f"etl-worker-{n}", etl_metrics_port=ports[n]))
+                    for n in range(processes)
                 ]
                 pids = {f"worker{n}": w.pid for n, w in enumerate(workers)}
                 started = time.monotonic()
@@ -109,7 +129,13 @@ async def one_run(
                     if sampler is not None:
                         await stack.enter_async_context(sampler)
                     with CpuMeter(pids) as cpu:
-                        await wait_drained(pool, expected or len(raws), within_s=300)
+                        count = expected or len(raws)
+                        if split_cpu:
+                            split = await drain_with_cpu_split(
+                                pool, [w.pid for w in workers], ports, count, within_s=300
+                            )
+                        else:
+                            await wait_drained(pool, count, within_s=300)
                 wall = time.monotonic() - started
             row = await pool.fetchrow(
                 """SELECT count(*) AS n,
@@ -136,6 +162,7 @@ async def one_run(
         "per_process_per_s": round(rate / processes, 1) if rate else None,
         "wall_s_including_startup": round(wall, 2),
         "cpu_pct": cpu.percent,
+        "cpu_ms_per_execution": split,
         "profile": sampler.summary if sampler else None,
     }
 

@@ -44,6 +44,51 @@ def _n8n_latency(entry: dict[str, Any]) -> list[str]:
     ]
 
 
+def _n8n_stage2(e: dict[str, Any]) -> list[str]:
+    r = e["result"]
+    out = [
+        f"### Stage 2 on n8n-sourced executions (WebP ≤ {r.get('webp_max_px')} px), "
+        "beside raw JSON in the same rounds",
+        "",
+        _cmd(e),
+        "",
+    ]
+    out += table(
+        ["source", "per process (median)", f"all {r.get('rounds', 1)} rounds", "CPU %"],
+        [
+            [
+                "n8n (flatted + binary store + WebP)",
+                r["n8n_per_process_per_s"],
+                " / ".join(str(v) for v in r["n8n_all_runs"]),
+                "; ".join(_cpu(c) for c in r["n8n_cpu_pct"]),
+            ],
+            [
+                "raw JSON (base64)",
+                r["raw_per_process_per_s_same_rounds"],
+                " / ".join(str(v) for v in r["raw_all_runs"]),
+                "; ".join(_cpu(c) for c in r.get("raw_cpu_pct", [])),
+            ],
+        ],
+    )
+    splits = r.get("cpu_ms_per_execution") or {}
+    if splits.get("n8n") and splits.get("raw"):
+        steps = sorted(set(splits["n8n"]["steps"]) | set(splits["raw"]["steps"]))
+        header = ["CPU ms per execution (median)", *steps, "worker rest", "worker total"]
+        rows = [
+            [
+                source,
+                *(x["steps"].get(step, 0.0) for step in steps),
+                x["worker_rest"],
+                x["worker_total"],
+                x["postgres"],
+            ]
+            for source, x in (("n8n", splits["n8n"]), ("raw", splits["raw"]))
+        ]
+        out += table([*header, "PostgreSQL"], rows)
+    out += [f"n8n ÷ raw (medians): {r.get('n8n_over_raw')}.", ""]
+    return out
+
+
 def render(document: dict[str, Any]) -> list[str]:
     b = document["benchmarks"]
     out: list[str] = []
@@ -248,6 +293,8 @@ def render(document: dict[str, Any]) -> list[str]:
                 f"{profiled['per_process_per_s']}/s under sampling): top self frames {top}.",
                 "",
             ]
+    if "n8n_stage2" in b:
+        out += _n8n_stage2(b["n8n_stage2"])
     if "poller" in b:
         e = b["poller"]
         r = e["result"]

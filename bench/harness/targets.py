@@ -98,7 +98,8 @@ def _stage2(r: dict[str, Any]) -> tuple[bool, str]:
 def _n8n_stage2(r: dict[str, Any]) -> tuple[bool, str]:
     one = r["n8n_per_process_per_s"]
     peer = r["raw_per_process_per_s_same_rounds"]
-    return one >= 200, f"{one}/s with one process (raw JSON in the same rounds: {peer}/s)"
+    ratio = r.get("n8n_over_raw")
+    return one >= 200, f"{one}/s with one process (raw JSON in the same rounds: {peer}/s, {ratio}x)"
 
 
 def _poller(r: dict[str, Any]) -> tuple[bool, str]:

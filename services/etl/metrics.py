@@ -52,3 +52,9 @@ N8N_SOURCE_UP = Gauge(
     "smokesignal_etl_n8n_source_up",
     "1 while the n8n source is connected to n8n's database (0: down or not configured).",
 )
+STAGE2_STEP_CPU_SECONDS = Counter(
+    "smokesignal_etl_stage2_step_cpu_seconds_total",
+    "CPU time of the thread running each Stage 2 step (where a job's CPU goes; the "
+    "rest of the process's CPU is the event loop: claims, commits, the relay).",
+    ["step"],  # services.etl.stage2.steps.STEPS
+)

@@ -15,9 +15,12 @@ from services.etl.stage1.raw_format import RawImage
 from services.etl.stage2.images import (
     REUSED_IMAGE_BLOCKS,
     ImageLimits,
+    StoredImage,
+    draft_scale_within,
     fit_within,
     reuse_image_memory,
     save_execution_image,
+    save_image_bytes,
 )
 from testkit.images import encoded
 
@@ -145,3 +148,68 @@ def test_pillow_keeps_freed_image_blocks_unless_the_operator_chose(
     monkeypatch.delenv("PILLOW_BLOCKS_MAX")
     reuse_image_memory()
     assert Image.core.get_blocks_max() == REUSED_IMAGE_BLOCKS  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("size", "max_px", "scale"),
+    [
+        ((850, 637), 640, 2),  # 425 fits
+        ((640, 480), 640, 1),
+        ((1280, 720), 640, 2),  # exactly 640
+        ((1920, 1080), 640, 4),  # 960 does not fit, 480 does
+        ((1281, 720), 640, 4),  # 641 (Pillow rounds up) does not fit
+        ((9000, 100), 640, 8),  # even 1125 does not fit: 1/8, then a resize
+    ],
+)
+def test_draft_scale_within_is_the_smallest_reduction_that_fits(
+    size: tuple[int, int], max_px: int, scale: int
+) -> None:
+    assert draft_scale_within(size, max_px) == scale
+
+
+def save_with_rendition(data: bytes, tmp_path: Path, mime: str = "image/jpeg") -> StoredImage:
+    return save_image_bytes(data, mime, 5, tmp_path, BENCH_LIMITS, webp_max_px=640)
+
+
+def test_a_large_jpeg_rendition_is_decoded_at_the_scale_that_fits(tmp_path: Path) -> None:
+    jpeg = large_jpeg()
+    size = Image.open(io.BytesIO(jpeg)).size
+    assert max(size) > 640
+    stored = save_with_rendition(jpeg, tmp_path)
+    assert stored.webp_path == "renditions/0/5.webp"
+    assert (stored.width, stored.height) == size
+    assert (tmp_path / stored.image_path).read_bytes() == jpeg
+    with Image.open(tmp_path / stored.webp_path) as webp:
+        # libjpeg's 1/2 scale, rounded up like Pillow's draft; no resampling after it.
+        assert (webp.format, webp.size) == ("WEBP", ((size[0] + 1) // 2, (size[1] + 1) // 2))
+        assert 640 // 2 < max(webp.size) <= 640
+    with Image.open(tmp_path / stored.thumbnail_path) as thumbnail:
+        assert max(thumbnail.size) == 320
+
+
+def test_a_jpeg_that_fits_keeps_its_size_and_the_thumbnail_is_still_made(tmp_path: Path) -> None:
+    # The thumbnail (80 px) is made from the full-size rendition.
+    limits = ImageLimits(max_bytes=1_000_000, max_pixels=2_000_000, thumbnail_px=80)
+    jpeg = encoded((640, 480), "JPEG")
+    stored = save_image_bytes(jpeg, "image/jpeg", 6, tmp_path, limits, webp_max_px=640)
+    assert stored.webp_path is not None
+    with Image.open(tmp_path / stored.webp_path) as webp:
+        assert webp.size == (640, 480)
+    with Image.open(tmp_path / stored.thumbnail_path) as thumbnail:
+        assert thumbnail.size == (80, 60)
+        assert thumbnail.getpixel((40, 30)) == pytest.approx((10, 120, 30), abs=8)
+
+
+def test_a_large_png_rendition_is_resized_to_fit(tmp_path: Path) -> None:
+    stored = save_with_rendition(encoded((1000, 500), "PNG"), tmp_path, "image/png")
+    assert stored.webp_path is not None
+    with Image.open(tmp_path / stored.webp_path) as webp:
+        assert webp.size == (640, 320)
+
+
+@pytest.mark.parametrize("kept", [0.5, 0.99])
+def test_truncated_jpeg_is_caught_by_the_rendition_decode(tmp_path: Path, kept: float) -> None:
+    jpeg = large_jpeg()
+    with pytest.raises(InvalidImage, match=r"image data is corrupt: image file is truncated"):
+        save_with_rendition(jpeg[: int(len(jpeg) * kept)], tmp_path)
+    assert not any(tmp_path.rglob("*.*"))

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from prometheus_client import REGISTRY
 
 from services.etl.errors import InvalidImage, MalformedExecution
+from services.etl.stage2 import steps
 from services.etl.stage2.images import ImageLimits
 from services.etl.stage2.n8n_extraction import (
     N8nRunFailed,
@@ -192,3 +194,23 @@ def test_binary_ids_cannot_leave_the_store(binary_dir: Path, image_dir: Path) ->
     runs.item(root, "Webhook")["binary"]["image"]["id"] = "filesystem-v2:../../etc/passwd"
     with pytest.raises(MalformedExecution, match="points outside N8N_BINARY_DATA_DIR"):
         process(root, binary_dir, image_dir)
+
+
+def test_each_step_is_charged_its_cpu_time(binary_dir: Path, image_dir: Path) -> None:
+    def charged() -> dict[str, float]:
+        return {
+            step: REGISTRY.get_sample_value(
+                "smokesignal_etl_stage2_step_cpu_seconds_total", {"step": step}
+            )
+            or 0.0
+            for step in steps.STEPS
+        }
+
+    root = runs.fixture_root()
+    runs.place_frame(binary_dir, root, runs.jpeg(640, 480))
+    before = charged()
+    process(root, binary_dir, image_dir)
+    after = charged()
+    # Every step of an n8n execution ran on this thread; the image steps take real CPU.
+    assert all(after[step] >= before[step] for step in steps.STEPS)
+    assert all(after[step] > before[step] for step in (steps.DECODE, steps.WEBP))

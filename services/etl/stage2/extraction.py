@@ -11,10 +11,12 @@ from pathlib import Path
 from services.etl import metrics
 from services.etl.errors import DemoTransientFailure, MalformedExecution
 from services.etl.stage1.raw_format import Inference, RawExecution, parse_execution
+from services.etl.stage2 import steps
 from services.etl.stage2.images import ImageLimits, save_execution_image
 from services.etl.stage2.jobs import Stage2Details, Stage2Result
 from services.etl.stage2.n8n_extraction import N8nStage2Config, run_n8n_stage2
 from services.etl.stage2.n8n_run import NodeNames
+from services.etl.stage2.steps import StepClock
 
 # Defaults: SAI's node names, no binary store, no WebP rendition.
 NO_N8N = N8nStage2Config(NodeNames(), None, None)
@@ -98,7 +100,9 @@ async def run_stage2(
             config.image_dir,
             config.limits,
         )
+    clock = StepClock()  # this (the event loop's) thread; the image thread has its own
     execution = parse_execution(raw)
+    clock.lap(steps.RUN_DATA)
     if execution.execution_id != execution_id:
         raise MalformedExecution(
             f"malformed raw execution: execution_id is {execution.execution_id} "

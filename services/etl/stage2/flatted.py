@@ -30,61 +30,82 @@ class FlattedError(ValueError):
     """The text is not well-formed flatted data; the message says where."""
 
 
+def _where(position: int, place: str | int) -> str:
+    return (
+        f"entry {position} key {place!r}"
+        if isinstance(place, str)
+        else f"entry {position} item {place}"
+    )
+
+
 class _Decoder:
+    """One parse: revives the entries reachable from entry 0, depth first.
+
+    The hot path is one dict lookup per reference: `positions` holds exactly the
+    canonical decimal strings "0".."N-1", so any other string (a sign, spaces,
+    leading zeros, past the end, not a number) misses it, and only then is the
+    error worked out and its place (entry, key or item) formatted.
+    """
+
     def __init__(self, entries: list[Any], max_depth: int) -> None:
         self.entries = entries
         self.max_depth = max_depth
+        self.positions = {str(i): i for i in range(len(entries))}
         # Revived object/array entries by index: shared references stay shared.
         self.done: dict[int, Any] = {}
 
-    def ref(self, token: Any, where: str, depth: int) -> Any:
-        if isinstance(token, str):
-            return self.entry(self.index(token, where), depth)
-        if isinstance(token, dict | list):
-            raise FlattedError(
-                f"flatted: {where}: inline {type(token).__name__} (not flatted output)"
-            )
-        return token  # number, boolean, null
-
-    def index(self, token: str, where: str) -> int:
-        # Only plain decimal indexes (no sign, spaces, or leading zeros but "0").
-        if not token.isascii() or not token.isdigit() or (len(token) > 1 and token[0] == "0"):
-            raise FlattedError(f"flatted: {where}: {token[:40]!r} is not a reference")
-        position = int(token)
-        if position >= len(self.entries):
-            raise FlattedError(
-                f"flatted: {where}: reference {position} is past the last entry "
-                f"({len(self.entries) - 1}; truncated data?)"
-            )
-        return position
-
     def entry(self, position: int, depth: int) -> Any:
         value = self.entries[position]
-        if isinstance(value, str):
+        kind = type(value)
+        if kind is str:
             return value
-        if not isinstance(value, dict | list):
-            raise FlattedError(
-                f"flatted: entry {position}: a bare {type(value).__name__} cannot be referenced"
-            )
         found = self.done.get(position)
         if found is not None:
             return found  # shared, or a cycle (n8n's error objects have them): one object
+        if kind is not dict and kind is not list:
+            raise FlattedError(
+                f"flatted: entry {position}: a bare {kind.__name__} cannot be referenced"
+            )
         if depth >= self.max_depth:
             raise FlattedError(
                 f"flatted: entry {position}: nested deeper than {self.max_depth} levels"
             )
         # Registered before it is filled, so a reference back to it is the same object.
-        if isinstance(value, dict):
+        if kind is dict:
             revived_dict: dict[str, Any] = {}
             self.done[position] = revived_dict
             for key, item in value.items():
-                revived_dict[key] = self.ref(item, f"entry {position} key {key!r}", depth + 1)
+                revived_dict[key] = self.item(item, depth, position, key)
             return revived_dict
         revived_list: list[Any] = []
         self.done[position] = revived_list
-        for i, item in enumerate(value):
-            revived_list.append(self.ref(item, f"entry {position} item {i}", depth + 1))
+        for index, item in enumerate(value):
+            revived_list.append(self.item(item, depth, position, index))
         return revived_list
+
+    def item(self, token: Any, depth: int, position: int, place: str | int) -> Any:
+        """A value inside entry `position` (at its key or item `place`: for errors only)."""
+        kind = type(token)
+        if kind is str:
+            target = self.positions.get(token)
+            if target is None:
+                raise self._bad_reference(token, _where(position, place))
+            value = self.entries[target]
+            return value if type(value) is str else self.entry(target, depth + 1)
+        if kind is dict or kind is list:
+            raise FlattedError(
+                f"flatted: {_where(position, place)}: inline {kind.__name__} (not flatted output)"
+            )
+        return token  # number, boolean, null
+
+    def _bad_reference(self, token: str, where: str) -> FlattedError:
+        # Only plain decimal indexes (no sign, spaces, or leading zeros but "0").
+        if not token.isascii() or not token.isdigit() or (len(token) > 1 and token[0] == "0"):
+            return FlattedError(f"flatted: {where}: {token[:40]!r} is not a reference")
+        return FlattedError(
+            f"flatted: {where}: reference {token[:40]} is past the last entry "
+            f"({len(self.entries) - 1}; truncated data?)"
+        )
 
 
 def parse(text: str | bytes, *, max_depth: int = MAX_DEPTH, max_entries: int = MAX_ENTRIES) -> Any:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from services.etl.errors import InvalidImage, MalformedExecution, PermanentError
+from services.etl.stage2 import steps
 from services.etl.stage2.images import ImageLimits, StoredImage, decode_base64, save_image_bytes
 from services.etl.stage2.jobs import Stage2Details, Stage2Result
 from services.etl.stage2.n8n_run import (
@@ -19,6 +21,7 @@ from services.etl.stage2.n8n_run import (
     extract_run,
     n8n_error,
 )
+from services.etl.stage2.steps import StepClock
 from shared.settings import EtlSettings
 
 
@@ -46,6 +49,7 @@ class N8nStage2Config:
 def read_frame(
     run: N8nRun, execution_id: int, config: N8nStage2Config, max_bytes: int
 ) -> bytes | None:
+    """The frame's bytes, from n8n's binary store (one stat + one read) or inline base64."""
     if run.image is None:
         return None
     if run.image.base64_data is not None:
@@ -53,12 +57,13 @@ def read_frame(
     assert run.image.store_id is not None
     path = binary_path(config.binary_dir, run.image.store_id, execution_id)
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise InvalidImage(
-                f"image is {size} bytes, over the limit of {max_bytes} (ETL_MAX_IMAGE_BYTES)"
-            )
-        return path.read_bytes()
+        with open(path, "rb", buffering=0) as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > max_bytes:
+                raise InvalidImage(
+                    f"image is {size} bytes, over the limit of {max_bytes} (ETL_MAX_IMAGE_BYTES)"
+                )
+            return file.read()
     except FileNotFoundError:
         raise MalformedExecution(
             f"the frame's file is missing from n8n's binary store: {path} "
@@ -81,12 +86,15 @@ def process_n8n_execution(
         raise MalformedExecution(
             "n8n run data: n8n stored none for this execution (no execution_data row)"
         )
+    clock = StepClock()
     root = decode_run_data(text)
     failure = n8n_error(root, status)
     if failure is not None:
         raise N8nRunFailed(failure)
     run = extract_run(root, config.names)
+    clock.lap(steps.RUN_DATA)
     data = read_frame(run, execution_id, config, limits.max_bytes)
+    clock.lap(steps.FRAME)
     image = None
     if data is not None and run.image is not None:
         image = save_image_bytes(
@@ -96,6 +104,7 @@ def process_n8n_execution(
             image_dir,
             limits,
             webp_max_px=config.webp_max_px,
+            clock=clock,
         )
     return run, image
 

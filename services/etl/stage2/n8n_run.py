@@ -10,6 +10,7 @@ status and message, so the execution is shown as failed with n8n's reason.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -319,6 +320,12 @@ def extract_run(root: dict[str, Any], names: NodeNames) -> N8nRun:
     )
 
 
+@functools.lru_cache(maxsize=4)
+def resolved_store(binary_dir: Path) -> Path:
+    """N8N_BINARY_DATA_DIR with its symlinks resolved, once (an lstat per component)."""
+    return binary_dir.resolve()
+
+
 def binary_path(binary_dir: Path | None, store_id: str, execution_id: int) -> Path:
     """The file behind a filesystem-v2 id; refuses ids that would leave the store."""
     if not store_id.startswith(FILESYSTEM_PREFIX):
@@ -331,7 +338,7 @@ def binary_path(binary_dir: Path | None, store_id: str, execution_id: int) -> Pa
             "the frame is in n8n's filesystem binary store but N8N_BINARY_DATA_DIR is not set"
         )
     relative = store_id[len(FILESYSTEM_PREFIX) :]
-    root = binary_dir.resolve()
+    root = resolved_store(binary_dir)
     path = (root / relative).resolve()
     if not path.is_relative_to(root):
         raise _fail(f"binary id {store_id[:80]!r} points outside N8N_BINARY_DATA_DIR")
