@@ -80,10 +80,16 @@ async def take_sample(
     )
 
 
+# Fewer executions between the samples than this say nothing: a job's steps are
+# charged before its commit counts it, and /proc counts process CPU in clock ticks
+# (10 ms), so a short window misplaces whole jobs (`--quick` gets no split).
+MIN_WINDOW = 100
+
+
 def split(before: Sample, after: Sample) -> dict[str, Any] | None:
-    """CPU ms per execution between two samples (None if nothing finished in between)."""
+    """CPU ms per execution between two samples (None: too few finished in between)."""
     done = after.finished - before.finished
-    if done <= 0:
+    if done < MIN_WINDOW:
         return None
 
     def per_execution(seconds: float) -> float:
