@@ -114,6 +114,7 @@ def test_quick_suite_runs_every_benchmark(tmp_path: Path) -> None:
         "poller",
         "stage2",
         "latency",
+        "batch",
         "versus_old",
         "fanout",
         "failover",
