@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
+from bench.__main__ import QUICK
 from bench.clients.old_polling import OldPollingBaseline
 from bench.clients.sse_load import FanoutClient, FanoutConnection
 from bench.clients.swarm import shares
@@ -94,68 +97,113 @@ async def test_old_polling_loses_an_execution_completed_out_of_order(
     assert set(baseline.broadcast_at) == {201}
 
 
-# The subprocess's own guard (600 s) rather than the suite's 300 s: every case runs in it.
-@pytest.mark.timeout(600)
-def test_quick_suite_runs_every_benchmark(tmp_path: Path) -> None:
-    """`python -m bench --quick`: every benchmark runs end to end and the JSON is complete."""
-    out = tmp_path / "quick.json"
+def run_quick(name: str, tmp_path: Path) -> dict[str, Any]:
+    """`python -m bench NAME --quick`: the case runs end to end; its result from the JSON."""
+    out = tmp_path / f"{name}.json"
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "bench", name, "--quick", "--out", str(out)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=300,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "### Targets" in done.stdout
     document = json.loads(out.read_text())
-    benchmarks = document["benchmarks"]
-    assert set(benchmarks) == {
-        "poller",
-        "stage2",
-        "latency",
-        "batch",
-        "versus_old",
-        "fanout",
-        "failover",
-        "stats",
-        "n8n_stage2",
-        "triage_detail",
-        "layers",
-        "workers",
-        "capacity",
-        "soak",
-    }
-    soak = benchmarks["soak"]["result"]
-    assert set(soak["services"]) == {"gateway", "etl", "poller"}
-    assert all(s["samples_after_warmup"] >= 2 for s in soak["services"].values())
-    assert soak["clients_lost"] == 0
-    failover = benchmarks["failover"]["result"]
-    assert failover["resets"] == failover["missing"] == failover["duplicates"] == 0
-    layers = {v["variant"] for v in benchmarks["layers"]["result"]["variants"]}
-    expected_layers = {"protocol", "uvicorn", "starlette", "sse_starlette", "gateway"}
-    expected_layers |= {"gateway_via_uvicorn"}
-    assert layers == expected_layers | ({"nchan"} if nchan_installed() else set())
-    workers = benchmarks["workers"]["result"]
-    assert workers["workers_2"]["connected"] == workers["connections"]
-    capacity = benchmarks["capacity"]["result"]
-    for server in ("gateway", "nchan") if nchan_installed() else ("gateway",):
-        held = capacity[server]
+    assert set(document["benchmarks"]) == {name}
+    result: dict[str, Any] = document["benchmarks"][name]["result"]
+    return result
+
+
+def peers() -> tuple[str, ...]:
+    # nchan only where it is installed: the smoke test installs no system package.
+    return ("gateway", "nchan") if nchan_installed() else ("gateway",)
+
+
+def check_soak(result: dict[str, Any]) -> None:
+    assert set(result["services"]) == {"gateway", "etl", "poller"}
+    assert all(s["samples_after_warmup"] >= 2 for s in result["services"].values())
+    assert result["clients_lost"] == 0
+
+
+def check_failover(result: dict[str, Any]) -> None:
+    assert result["resets"] == result["missing"] == result["duplicates"] == 0
+
+
+def check_layers(result: dict[str, Any]) -> None:
+    layers = {v["variant"] for v in result["variants"]}
+    expected = {"protocol", "uvicorn", "starlette", "sse_starlette", "gateway"}
+    expected |= {"gateway_via_uvicorn"}
+    assert layers == expected | ({"nchan"} if nchan_installed() else set())
+
+
+def check_workers(result: dict[str, Any]) -> None:
+    assert result["workers_2"]["connected"] == result["connections"]
+
+
+def check_capacity(result: dict[str, Any]) -> None:
+    for server in peers():
+        held = result[server]
         assert held["held_at_end"] == held["connections"]
         assert held["every_client_every_event"]
         assert held["heartbeat_misses"] == 0
-    fan = benchmarks["fanout"]["result"]
-    # nchan only where it is installed: the smoke test installs no system package.
-    for server in ("gateway", "nchan") if nchan_installed() else ("gateway",):
-        (run,) = fan[server]
+
+
+def check_fanout(result: dict[str, Any]) -> None:
+    for server in peers():
+        (run,) = result[server]
         assert run["connected"] == run["connections"]
         assert run["delivered"] == run["connections"] * run["burst_events"]
-    assert benchmarks["versus_old"]["result"]["ours"]["missed"] == 0
-    assert benchmarks["n8n_stage2"]["result"]["n8n_failed"] == [0]
-    assert benchmarks["n8n_stage2"]["result"]["n8n_per_process_per_s"] > 0
-    latency = benchmarks["latency"]["result"]["rates"][0]
-    assert latency["missing"] == 0
-    stage2 = benchmarks["stage2"]["result"]["runs"][0]
-    assert stage2["completed"] == stage2["executions"]
-    assert [t["target"] for t in document["targets"]]
-    assert "Targets" in done.stdout
+
+
+def check_versus_old(result: dict[str, Any]) -> None:
+    assert result["ours"]["missed"] == 0
+
+
+def check_n8n_stage2(result: dict[str, Any]) -> None:
+    assert result["n8n_failed"] == [0]
+    assert result["n8n_per_process_per_s"] > 0
+
+
+def check_latency(result: dict[str, Any]) -> None:
+    assert result["rates"][0]["missing"] == 0
+
+
+def check_stage2(result: dict[str, Any]) -> None:
+    run = result["runs"][0]
+    assert run["completed"] == run["executions"]
+
+
+def check_ran(result: dict[str, Any]) -> None:
+    assert result
+
+
+# One test per case, each in its own `python -m bench NAME --quick`: xdist spreads them
+# (the whole quick suite in one process was the suite's longest test by far).
+CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "poller": check_ran,
+    "stage2": check_stage2,
+    "latency": check_latency,
+    "batch": check_latency,
+    "versus_old": check_versus_old,
+    "fanout": check_fanout,
+    "failover": check_failover,
+    "stats": check_ran,
+    "n8n_stage2": check_n8n_stage2,
+    "triage_detail": check_ran,
+    "layers": check_layers,
+    "workers": check_workers,
+    "capacity": check_capacity,
+    "soak": check_soak,
+}
+
+
+def test_every_quick_benchmark_is_checked() -> None:
+    assert set(CHECKS) == set(QUICK)
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_quick_benchmark_runs(name: str, tmp_path: Path) -> None:
+    """Every benchmark runs end to end at a tiny scale and writes its result."""
+    CHECKS[name](run_quick(name, tmp_path))

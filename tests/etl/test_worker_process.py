@@ -69,7 +69,9 @@ async def test_sigterm_finishes_the_in_flight_job_and_exits_cleanly(
     db_pool: asyncpg.Pool, start_worker: WorkerStarter, events: EventLog
 ) -> None:
     port = free_port()
-    await ingest(db_pool, 7, stage2_delay_ms=800)
+    # Long enough that the gauge read and the SIGTERM land inside the job on a loaded machine
+    # (800 ms was not: the job had finished before the metrics were read).
+    await ingest(db_pool, 7, stage2_delay_ms=3000)
     worker = start_worker(ETL_METRICS_PORT=str(port))
     await logged(worker, '"stage2 job claimed"')
     async with httpx.AsyncClient() as client:
