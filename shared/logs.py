@@ -40,6 +40,11 @@ def _redact_secrets(record: logging.LogRecord) -> bool:
     return True
 
 
+def describe_exception(exc: BaseException) -> str:
+    """An exception as a log field: its type, and its message when it has one."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 def configure_logging(level: str = "INFO", service: str = "smokesignal") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(

@@ -13,6 +13,7 @@ import logging
 import asyncpg
 
 from shared.backoff import Backoff, sleep_unless_stopped
+from shared.logs import describe_exception
 from shared.waits import wait_any
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class NotifyListener:
             except Exception as exc:
                 log.warning(
                     "listener: database unreachable, retrying",
-                    extra={"error": _describe(exc), "retry_in_s": backoff.delay_s},
+                    extra={"error": describe_exception(exc), "retry_in_s": backoff.delay_s},
                 )
                 await backoff.wait(stop)
                 continue
@@ -59,13 +60,9 @@ class NotifyListener:
                 if lost.is_set():
                     log.warning("listener: connection lost, reconnecting")
             except Exception as exc:
-                log.warning("listener: failed", extra={"error": _describe(exc)})
+                log.warning("listener: failed", extra={"error": describe_exception(exc)})
                 await sleep_unless_stopped(stop, backoff.delay_s)
             finally:
                 self.listening.clear()
                 if not conn.is_closed():
                     await conn.close(timeout=5)
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from shared.logs import describe_exception
+
 
 class Stage2Error(Exception):
     """Base of the errors the ETL raises on purpose (message is shown to users)."""
@@ -35,4 +37,4 @@ def describe_error(exc: BaseException) -> str:
     """The message users see: ours verbatim, anything else with its type."""
     if isinstance(exc, Stage2Error) and str(exc):
         return str(exc)
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return describe_exception(exc)
