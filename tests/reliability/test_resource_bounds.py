@@ -158,15 +158,24 @@ async def test_vanishing_sse_clients_leave_no_memory_tasks_or_sockets_behind(
         await probe.wait_clients(1)
         return peak
 
+    async def all_delivered(watcher: SseRecorder) -> None:
+        await watcher.wait_for(
+            lambda w: len(w.of("etl:stage2:complete")) == published, "the round's events"
+        )
+
     figures: dict[str, Any] = {}
     async with SseRecorder(base_url) as watcher:
         figures["idle"] = await probe.measure()
         # A first round takes the process to its high-water mark (the allocator keeps
         # freed memory for reuse); the measured rounds after it must not climb further.
         figures["warm_up_peak"] = await churn(CLIENTS_PER_ROUND)
+        # Measure at rest: the round's events delivered (their consumer tasks are
+        # transient; counted mid-flight they once looked like 10 leaked tasks).
+        await all_delivered(watcher)
         before = figures["before"] = await probe.measure()
         for round_ in range(1, ROUNDS + 1):
             figures[f"round_{round_}_peak"] = await churn(CLIENTS_PER_ROUND)
+            await all_delivered(watcher)
             figures[f"after_round_{round_}"] = await probe.measure()
         await watcher.wait_for(
             lambda w: len(w.of("etl:stage2:complete")) == published, "every event at the watcher"
