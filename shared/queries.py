@@ -48,8 +48,10 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def create_database(name: str) -> str:
-    return f"CREATE DATABASE {quote_identifier(name)}"
+def create_database(name: str, template: str | None = None) -> str:
+    """A new database; a copy of `template` when given (the tests' migrated one)."""
+    clause = f" TEMPLATE {quote_identifier(template)}" if template else ""
+    return f"CREATE DATABASE {quote_identifier(name)}{clause}"
 
 
 def drop_database(name: str) -> str:

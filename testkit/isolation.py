@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aio_pika
 import asyncpg
 
+from shared import queries
 from shared.db import migrate
 
 # One id per test or benchmark run (per process: each pytest or bench run is one; under
@@ -61,8 +62,7 @@ def new_exchange_name(kind: str = "test", label: str = "") -> str:
 async def create_database(admin_url: str, name: str, template: str | None = None) -> str:
     admin = await asyncpg.connect(admin_url)
     try:
-        clause = f' TEMPLATE "{template}"' if template else ""
-        await admin.execute(f'CREATE DATABASE "{name}"{clause}')
+        await admin.execute(queries.create_database(name, template))
     finally:
         await admin.close()
     return with_database(admin_url, name)
@@ -71,7 +71,7 @@ async def create_database(admin_url: str, name: str, template: str | None = None
 async def drop_database(admin_url: str, name: str) -> None:
     admin = await asyncpg.connect(admin_url)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(queries.drop_database(name))
     finally:
         await admin.close()
 
