@@ -19,13 +19,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 
 from shared import queries
 from shared.cli import parser
-from shared.db import migrate
+from shared.db import database_url_named, migrate
 from shared.settings import GatewaySettings
 
 STOP_GRACE_S = 20.0
@@ -45,11 +45,10 @@ def say(message: str) -> None:
 
 def admin_url(database_url: str) -> tuple[str, str]:
     """(URL of the server's `postgres` database, the name of the target database)."""
-    parts = urlsplit(database_url)
-    name = parts.path.lstrip("/")
+    name = urlsplit(database_url).path.lstrip("/")
     if not name:
         raise SystemExit(f"DATABASE_URL names no database: {database_url}")
-    return urlunsplit(parts._replace(path="/postgres")), name
+    return database_url_named(database_url, "postgres"), name
 
 
 async def ensure_database(database_url: str) -> bool:

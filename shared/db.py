@@ -7,6 +7,7 @@ import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -22,6 +23,30 @@ _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 # What an unreachable or restarting database raises.
 DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def database_url_named(url: str, name: str) -> str:
+    """The same server (and credentials) as `url`, pointing at database `name`."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+async def create_database(admin_url: str, name: str, template: str | None = None) -> str:
+    """Create database `name` (a copy of `template` when given); its URL."""
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(queries.create_database(name, template))
+    finally:
+        await admin.close()
+    return database_url_named(admin_url, name)
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    """Drop database `name` if it exists, ending its sessions."""
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(queries.drop_database(name))
+    finally:
+        await admin.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,22 +17,16 @@ from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import aio_pika
 import asyncpg
 
-from shared import queries
-from shared.db import migrate
+from shared.db import create_database, drop_database, migrate
 
 # One id per test or benchmark run (per process: each pytest or bench run is one; under
 # pytest-xdist each worker has its own, and the controller checks them all at the end).
 RUN_ID = uuid.uuid4().hex[:6]
-
-
-def with_database(url: str, name: str) -> str:
-    """The same server URL pointing at database `name`."""
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 def unique(prefix: str) -> str:
@@ -57,23 +51,6 @@ def new_exchange_name(kind: str = "test", label: str = "") -> str:
     """A per-test exchange name; its dead-letter exchange and queues derive from it."""
     middle = f"{label}_{uuid.uuid4().hex[:8]}" if label else uuid.uuid4().hex[:12]
     return f"{exchange_prefix(kind)}{middle}.events"
-
-
-async def create_database(admin_url: str, name: str, template: str | None = None) -> str:
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(queries.create_database(name, template))
-    finally:
-        await admin.close()
-    return with_database(admin_url, name)
-
-
-async def drop_database(admin_url: str, name: str) -> None:
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(queries.drop_database(name))
-    finally:
-        await admin.close()
 
 
 class BackgroundDrops:

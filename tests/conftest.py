@@ -17,21 +17,18 @@ import asyncpg
 import pytest
 
 from shared.bus import Bus
-from shared.db import create_pool, migrate
+from shared.db import create_database, create_pool, database_url_named, drop_database, migrate
 from testkit.infra import Infra, InfraUnavailable, discover
 from testkit.isolation import (
     RUN_ID,
     BackgroundDrops,
-    create_database,
     database_prefix,
     delete_exchange,
-    drop_database,
     exchange_prefix,
     find_leftovers,
     new_database_name,
     new_exchange_name,
     remove_leftovers,
-    with_database,
 )
 from testkit.launcher import Launcher, launch, launching, run_env
 from testkit.pipeline import Pipelines
@@ -181,7 +178,7 @@ def service_process() -> Iterator[Callable[..., ServiceProcess]]:
 def run_database(infra: Infra) -> Iterator[str]:
     """A database name that does not exist yet (the launcher must create it); dropped after."""
     name = new_database_name("t")
-    yield with_database(infra.database_url, name)
+    yield database_url_named(infra.database_url, name)
     asyncio.run(drop_database(infra.database_url, name))
 
 

@@ -21,14 +21,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 
 from services.demo import queries as demo_queries
 from services.demo.n8n.workflow import SAI_NAMES, WEBHOOK_PATH, WorkflowNames, sai_workflow
-from shared import queries
+from shared.db import create_database, drop_database
 
 N8N_VERSION = "1.123.81"
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -53,11 +53,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def database_url_named(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 @dataclass(frozen=True)
@@ -136,12 +131,7 @@ async def running_n8n(
     """A fresh database, the workflow imported and activated, `n8n start` until healthy."""
     binary = await asyncio.to_thread(install_n8n)
     database = f"n8n_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(admin_database_url)
-    try:
-        await admin.execute(queries.create_database(database))
-    finally:
-        await admin.close()
-    database_url = database_url_named(admin_database_url, database)
+    database_url = await create_database(admin_database_url, database)
     with contextlib.ExitStack() as stack:
         root = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="n8n-")))
         home, binary_dir = root / "home", root / "binary"
@@ -182,7 +172,7 @@ async def running_n8n(
             if process is not None:
                 await asyncio.to_thread(_stop, process)
             if not keep_database:
-                await _drop_database(admin_database_url, database)
+                await drop_database(admin_database_url, database)
 
 
 async def _activate(database_url: str, workflow_id: str) -> None:
@@ -209,14 +199,6 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-
-
-async def _drop_database(admin_database_url: str, database: str) -> None:
-    admin = await asyncpg.connect(admin_database_url)
-    try:
-        await admin.execute(queries.drop_database(database))
-    finally:
-        await admin.close()
 
 
 async def _wait_healthy(n8n: LocalN8n) -> None:

@@ -17,9 +17,10 @@ from pathlib import Path
 import httpx
 
 from services.demo.n8n.camera import SAI_TIMESTAMP, Frame, post_frame
-from services.demo.n8n.local import database_url_named, running_n8n
+from services.demo.n8n.local import running_n8n
 from services.demo.n8n.standins import SCENARIOS, running_standins
 from services.demo.scenes import render_picture
+from shared.db import database_url_named
 
 
 @dataclass(frozen=True)
