@@ -2,7 +2,8 @@
 
 The table is bulk-filled with `size` completed executions over `cameras` cameras (each
 with two detections, image 1280x720 stored as a ~100 KB JPEG; the rows share a few
-files, the URLs differ, so nothing is served from the browser cache).
+files, the URLs differ, so nothing is served from the browser cache). Nine rows in ten
+carry a capture time, the tenth not (the sequence's key falls back to started_at).
 
 Two measurements through the real gateway process:
 
@@ -47,11 +48,12 @@ FILL_SQL = """
                             started_at, stopped_at, processing_stage, has_smoke, has_fire,
                             alert_level, detection_count, confidence, image_path,
                             thumbnail_path, telegram_sent, extracted_at, detections,
-                            image_width, image_height)
+                            image_width, image_height, captured_at)
     SELECT i, 'sai-smoke-detection', 'sai-cam-node-' || lpad((i % $3)::text, 2, '0'),
            'Lugar', 'rtsp', 'success', t, t + interval '4 seconds', 'stage2', true, false,
            'high', 2, 0.8, 'frame-' || (i % $4) || '.jpg', 'frame-' || (i % $4) || '_t.jpg',
-           false, t + interval '9 seconds', $5::jsonb, $6, $7
+           false, t + interval '9 seconds', $5::jsonb, $6, $7,
+           CASE WHEN i % 10 <> 0 THEN t - interval '700 milliseconds' END
     FROM (SELECT i, now() - interval '1 second' * ($2 - i) * 3 AS t
           FROM generate_series($1::bigint, $2::bigint) AS i) AS s
 """

@@ -170,20 +170,25 @@ async def list_cameras(pool: asyncpg.Pool) -> list[str]:
     return [row["camera_id"] for row in rows]
 
 
-# A camera's frames in time order, keyset on (started_at, id) from an anchor
-# execution: executions_camera_time_idx makes a step O(limit). Full details (with the
-# detections), so the detail view steps through frames without a request per frame.
-_SEQUENCE_SQL = {
-    "next": f"""
-        SELECT {DETAIL_COLUMNS}
-        FROM executions a JOIN executions e
-          ON e.camera_id = a.camera_id AND (e.started_at, e.id) > (a.started_at, a.id)
-        WHERE a.id = $1 ORDER BY e.started_at, e.id LIMIT $2""",
-    "previous": f"""
-        SELECT {DETAIL_COLUMNS}
-        FROM executions a JOIN executions e
-          ON e.camera_id = a.camera_id AND (e.started_at, e.id) < (a.started_at, a.id)
-        WHERE a.id = $1 ORDER BY e.started_at DESC, e.id DESC LIMIT $2""",
+# A camera's frames in capture order: when the camera took the frame, else (a source
+# without it) when the run started. Written as in migration 0090's index
+# executions_camera_capture_idx, which only serves a query with this very expression.
+_SEQUENCE_KEY = "coalesce({0}.captured_at, {0}.started_at)"
+_E_KEY, _A_KEY = _SEQUENCE_KEY.format("e"), _SEQUENCE_KEY.format("a")
+
+# Keyset on (key, id) from an anchor execution. The anchor's values come from
+# InitPlans, so the page is one ordered index scan that stops after LIMIT rows: O(limit).
+# (Joined to the anchor instead, the planner can't use the index's order and sorted
+# all of the camera's frames after it: O(frames) per step.) Full details (with the
+# detections), so the detail view steps without a request per frame.
+_SEQUENCE_ANCHOR = f"""
+    WITH a AS (SELECT camera_id, {_A_KEY} AS key, id FROM executions a WHERE id = $1)
+    SELECT {DETAIL_COLUMNS} FROM executions e
+    WHERE e.camera_id = (SELECT camera_id FROM a)
+      AND ({_E_KEY}, e.id) {{}} ((SELECT key FROM a), (SELECT id FROM a))"""
+SEQUENCE_SQL = {
+    "next": _SEQUENCE_ANCHOR.format(">") + f" ORDER BY {_E_KEY}, e.id LIMIT $2",
+    "previous": _SEQUENCE_ANCHOR.format("<") + f" ORDER BY {_E_KEY} DESC, e.id DESC LIMIT $2",
 }
 
 
@@ -194,7 +199,7 @@ async def camera_sequence(
 
     The second value tells whether more frames follow in that direction.
     """
-    rows = await pool.fetch(_SEQUENCE_SQL[direction], anchor_id, limit + 1)
+    rows = await pool.fetch(SEQUENCE_SQL[direction], anchor_id, limit + 1)
     items = [detail_from_row(dict(row.items())) for row in rows[:limit]]
     return items, len(rows) > limit
 

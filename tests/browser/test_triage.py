@@ -85,11 +85,15 @@ async def add_frame(
     *,
     camera: str = "sai-cam-node-03",
     minute: float = 0,
+    captured: float | None = None,
     alert_level: str = "none",
     detections: list[dict[str, Any]] | None = None,
     colour: tuple[int, int, int] = GREY,
 ) -> None:
-    """A completed execution as Stage 2 stores it: results, detections, a flat image."""
+    """A completed execution as Stage 2 stores it: results, detections, a flat image.
+
+    `minute` is when its run started, `captured` when the camera took it (None: unknown).
+    """
     write_flat_image(image_dir, execution_id, colour)
     started = T0 + timedelta(minutes=minute)
     await pool.execute(
@@ -97,9 +101,9 @@ async def add_frame(
                (id, workflow_id, camera_id, location, camera_type, status, started_at,
                 stopped_at, processing_stage, has_smoke, has_fire, alert_level,
                 detection_count, confidence, image_path, thumbnail_path, telegram_sent,
-                extracted_at, detections, image_width, image_height)
+                extracted_at, detections, image_width, image_height, captured_at)
            VALUES ($1, 'wf', $2, 'Cerro Catedral', 'rtsp', 'success', $3, $3, 'stage2',
-                   $4, false, $5, $6, $7, $8, $9, false, now(), $10::jsonb, $11, $12)""",
+                   $4, false, $5, $6, $7, $8, $9, false, now(), $10::jsonb, $11, $12, $13)""",
         execution_id,
         camera,
         started,
@@ -112,6 +116,7 @@ async def add_frame(
         json.dumps(detections or []),
         IMAGE_SIZE[0],
         IMAGE_SIZE[1],
+        None if captured is None else T0 + timedelta(minutes=captured),
     )
 
 
@@ -226,16 +231,21 @@ async def test_boxes_are_drawn_where_the_detections_say(
     assert not any_near(zoomed, (smoke["x"] + smoke["width"]) * scale, mid_y, SMOKE_RGB)
 
 
-async def test_zoom_pan_and_the_camera_sequence_in_time_order(
+async def test_zoom_pan_and_the_camera_sequence_in_capture_order(
     page: Page, gateway: Gateway, db_pool: asyncpg.Pool, image_dir: Path
 ) -> None:
-    # Camera 03's frames: ids out of time order, another camera's frames in between.
-    minutes = {11: 0.0, 15: 1.0, 12: 2.0, 19: 3.0, 13: 4.0, 17: 5.0}
-    for execution_id, minute in minutes.items():
-        await add_frame(db_pool, image_dir, execution_id, minute=minute)
+    # Camera 03's frames: ids out of capture order, another camera's frames in between.
+    # 15, 12 and 19 were taken during an outage and uploaded after it, newest first: their
+    # runs started last, in the reverse order. 13 has no capture time: its run start counts.
+    captured = {11: 0.0, 15: 1.0, 12: 2.0, 19: 3.0, 13: None, 17: 5.0}
+    started = {11: 0.1, 15: 8.0, 12: 7.5, 19: 7.0, 13: 4.0, 17: 5.1}
+    for execution_id, minute in started.items():
+        await add_frame(
+            db_pool, image_dir, execution_id, minute=minute, captured=captured[execution_id]
+        )
     for execution_id in (14, 16, 18):
         await add_frame(db_pool, image_dir, execution_id, camera="sai-cam-node-07", minute=2.5)
-    in_time_order = [11, 15, 12, 19, 13, 17]
+    in_capture_order = [11, 15, 12, 19, 13, 17]
 
     detail = await open_execution(page, gateway, 11)
     assert "execution=11" in page.url
@@ -252,10 +262,15 @@ async def test_zoom_pan_and_the_camera_sequence_in_time_order(
     )
 
     # ↓ steps to the camera's next frame in time; the URL follows.
-    for expected in in_time_order[1:3]:
+    for expected in in_capture_order[1:3]:
         await page.keyboard.press("ArrowDown")
         await expect(detail).to_have_attribute("data-execution-id", str(expected))
     assert "execution=12" in page.url
+    # The position shown is the capture time (the run started 5.5 minutes later).
+    taken = (T0 + timedelta(minutes=2)).strftime("%H:%M:%S")
+    await expect(detail.locator(".detail-position")).to_contain_text(taken)
+    fields = detail.locator(".detail-fields")
+    await expect(fields.locator("dt", has_text="Captured").locator("+ dd")).to_contain_text(taken)
     await page.keyboard.press("ArrowUp")
     await expect(detail).to_have_attribute("data-execution-id", "15")
 
@@ -281,7 +296,7 @@ async def test_zoom_pan_and_the_camera_sequence_in_time_order(
     await expect(detail).to_have_attribute("data-execution-id", "17")
     await page.mouse.up()
     shown = [int(i) for i in await page.evaluate("window.shownFrames")]
-    assert shown[-6:] == in_time_order
+    assert shown[-6:] == in_capture_order
 
     # ← → walk the gallery's list (newest id first): 17 → 16 → 15.
     await page.keyboard.press("ArrowRight")

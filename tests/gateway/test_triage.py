@@ -5,6 +5,7 @@ the camera sequence, open alerts and detection boxes."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from services.etl.outbox.relay import OutboxRelay, RelayConfig
+from services.gateway import queries
 from shared.bus import Bus
 from shared.contracts import SCHEMA_VERSION, ExecutionUpdated, RoutingKey, decode
 from testkit.gateway import GatewayFactory
@@ -217,52 +219,95 @@ async def test_acknowledgement_is_kept_once_and_open_alerts_drop_it(
     assert ok(await http.get("/api/alerts", params={"since": since}))["items"] == []
 
 
-async def test_sequence_walks_one_camera_in_time_order_keyset_paginated(
-    http: httpx.AsyncClient, db_pool: asyncpg.Pool
-) -> None:
-    # Ids do not follow capture time: the sequence is by time, then id.
-    times = {1: 5, 2: 1, 3: 3, 4: 2, 5: 4, 6: 3, 7: 0}
-    for execution_id, minute in times.items():
-        await insert_execution(
-            db_pool,
-            execution_id,
-            camera_id="cam-b" if execution_id == 7 else "cam-a",
-            started_at=T0 + timedelta(minutes=minute),
-        )
-    in_time_order = [2, 4, 3, 6, 5, 1]  # cam-a only
-
+async def walk(http: httpx.AsyncClient, anchor: int | None, direction: str) -> list[int]:
+    """Every frame from `anchor` on in `direction`, two per page (keyset pagination)."""
     walked: list[int] = []
-    anchor: int | None = 2
     while anchor is not None:
         page = ok(
             await http.get(
-                f"/api/executions/{anchor}/sequence", params={"direction": "next", "limit": 2}
+                f"/api/executions/{anchor}/sequence", params={"direction": direction, "limit": 2}
             )
         )
         walked += [i["id"] for i in page["items"]]
         anchor = page["next_anchor"]
-    assert walked == in_time_order[1:]
+    return walked
 
-    back = ok(await http.get("/api/executions/6/sequence", params={"direction": "previous"}))
-    assert [i["id"] for i in back["items"]] == [3, 4, 2]
+
+async def test_sequence_walks_one_camera_in_capture_order_keyset_paginated(
+    http: httpx.AsyncClient, db_pool: asyncpg.Pool
+) -> None:
+    # cam-a: frames 1-3 arrived live; 4-6 were taken during a network outage (between
+    # frames 1 and 2) and uploaded afterwards, newest first, so their runs started last.
+    # Frame 7 has no capture time (a source without it): its run start places it.
+    # Frames 8 and 9 were taken in the same millisecond: id breaks the tie.
+    def minute(m: float) -> Any:
+        return T0 + timedelta(minutes=m)
+
+    frames = {  # id: (captured_at, started_at)
+        1: (minute(0), minute(0.1)),
+        2: (minute(5), minute(5.1)),
+        3: (minute(6), minute(6.1)),
+        4: (minute(4), minute(7)),
+        5: (minute(3), minute(7.2)),
+        6: (minute(2), minute(7.4)),
+        7: (None, minute(5.5)),
+        8: (minute(6.5), minute(8)),
+        9: (minute(6.5), minute(7.9)),
+    }
+    for execution_id, (captured, started) in frames.items():
+        await insert_execution(
+            db_pool, execution_id, camera_id="cam-a", captured_at=captured, started_at=started
+        )
+    await insert_execution(db_pool, 10, camera_id="cam-b", captured_at=minute(3))
+    in_capture_order = [1, 6, 5, 4, 2, 7, 3, 8, 9]
+
+    assert await walk(http, 1, "next") == in_capture_order[1:]
+    assert await walk(http, 9, "previous") == in_capture_order[-2::-1]
+    assert await walk(http, 5, "next") == in_capture_order[3:]  # from inside the backlog
+
+    back = ok(await http.get("/api/executions/2/sequence", params={"direction": "previous"}))
+    assert [i["id"] for i in back["items"]] == [4, 5, 6, 1]
+    assert back["items"][0]["captured_at"] == "2025-08-01T12:04:00Z"
     assert back["next_anchor"] is None
     assert (await http.get("/api/executions/99/sequence")).status_code == 404
     assert (
         await http.get("/api/executions/1/sequence", params={"direction": "sideways"})
     ).status_code == 422
 
-    async with db_pool.acquire() as conn:
-        await conn.execute("SET enable_seqscan = off")  # a tiny table: would the index serve?
-        plan = "\n".join(
-            r[0]
-            for r in await conn.fetch(
-                """EXPLAIN SELECT e.id FROM executions a JOIN executions e
-                     ON e.camera_id = a.camera_id AND (e.started_at, e.id) > (a.started_at, a.id)
-                   WHERE a.id = 2 ORDER BY e.started_at, e.id LIMIT 3"""
-            )
+
+@pytest.mark.parametrize("direction", ["next", "previous"])
+async def test_a_sequence_step_reads_limit_index_entries_not_the_cameras_frames(
+    db_pool: asyncpg.Pool, direction: str
+) -> None:
+    """The plan of the very statement the route runs, on 20 000 frames of 4 cameras.
+
+    A step must stop after `limit` + 1 index entries, however many frames the camera has
+    on that side of the anchor (the anchor sits in the middle: 2 500 frames each side).
+    """
+    await db_pool.execute(
+        """INSERT INTO executions (id, workflow_id, camera_id, status, started_at, captured_at)
+           SELECT i, 'wf', 'cam-' || (i % 4), 'success', $1::timestamptz + i * interval '1 second',
+                  CASE WHEN i % 10 <> 0 THEN $1 + i * interval '1 second' - interval '700 ms' END
+           FROM generate_series(1, 20000) AS i""",
+        T0,
+    )
+    await db_pool.execute("ANALYZE executions")
+    limit = 21
+    (plan,) = json.loads(
+        await db_pool.fetchval(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {queries.SEQUENCE_SQL[direction]}", 10_001, limit
         )
-        await conn.execute("RESET enable_seqscan")
-    assert "executions_camera_time_idx" in plan, plan
+    )
+    nodes: list[dict[str, Any]] = []
+    stack = [plan["Plan"]]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        stack += node.get("Plans", [])
+    scans = [n for n in nodes if n.get("Index Name") == "executions_camera_capture_idx"]
+    assert len(scans) == 1, nodes
+    assert scans[0]["Actual Rows"] == limit, scans[0]
+    assert not [n for n in nodes if n["Node Type"] == "Sort"], nodes
 
 
 @pytest.fixture

@@ -147,9 +147,9 @@ export class DetailView {
       id: String(state.id),
       camera: state.camera_id,
     });
-    dialog.querySelector(".detail-position").textContent = formatTime(
-      state.captured_at ?? state.started_at,
-    );
+    // The sequence's own key (capture time, else run start): steps read in order.
+    const takenAt = state.captured_at ?? state.started_at;
+    dialog.querySelector(".detail-position").textContent = formatTime(takenAt);
 
     const viewport = dialog.querySelector(".viewer");
     const img = dialog.querySelector(".viewer-image");
@@ -159,7 +159,7 @@ export class DetailView {
       const src = imageUrl(state.id);
       img.alt = t("detail.image_alt", {
         camera: state.camera_id,
-        time: formatTime(state.started_at),
+        time: formatTime(takenAt),
       });
       const size =
         state.image_width && state.image_height
@@ -231,6 +231,7 @@ export class DetailView {
       [t("field.location"), state.location ?? "—"],
       [t("field.workflow"), state.workflow_id],
       [t("field.workflow_status"), state.status],
+      [t("field.captured"), formatFullTime(state.captured_at)],
       [t("field.started"), formatFullTime(state.started_at)],
       [t("field.stopped"), formatFullTime(state.stopped_at)],
       [t("field.stage2_finished"), formatFullTime(state.extracted_at)],
