@@ -400,6 +400,9 @@ async def test_filters_and_load_more(
     await expect(card(page, 103)).to_have_attribute("data-alert", "critical")
     assert await gallery_ids(page) == [103, 49, 34, 19, 4]
     assert not [url for url in requested if "/api/executions/100" in url]  # not even fetched
+    # The live card came through a completion, not a new-execution batch: the total too.
+    await expect(page.locator("#match-count")).to_have_text("5 matches")
+    await expect(page.locator("#shown-count")).to_have_text("5 shown")
 
     # Clearing the filters reloads the first page.
     await filters.get_by_label("Smoke only").uncheck()

@@ -1,10 +1,12 @@
 // Unit tests of the dashboard's filter logic (services/gateway/static/filters.js):
-// URL <-> filters object <-> REST parameters, and which live events pass.
+// URL <-> filters object <-> REST parameters, which live events pass, and which may
+// change the match count.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
   apiParams,
+  countMayChange,
   filtersFromUrl,
   filtersToSearch,
   matchesFilters,
@@ -62,4 +64,33 @@ test("matchesFilters applies the same filters as the REST API", () => {
   assert.ok(!matchesFilters(state, { false_positive: true }, NOW));
   assert.ok(matchesFilters(state, { range: "1h" }, NOW));
   assert.ok(!matchesFilters({ ...state, started_at: "2026-11-29T10:00:00Z" }, { range: "1h" }, NOW));
+});
+
+test("the match count is re-read after any live event that may move the filtered total", () => {
+  const pending = {
+    started_at: "2026-11-29T11:59:00Z",
+    processing_stage: "stage1",
+    has_smoke: null,
+    alert_level: null,
+    camera_id: "cam-1",
+  };
+  const critical = { alert_levels: ["critical"], camera: "cam-1" };
+  // The drift seen: with an alert filter, a new execution (no level yet) is not
+  // counted, but its completion adds a card (fetched by id): the total moved too.
+  assert.ok(!countMayChange(critical, "new", pending, NOW));
+  assert.ok(countMayChange(critical, "complete", null, NOW));
+  // A completion or failure takes an execution out of "Processing", shown or not.
+  assert.ok(countMayChange({ processing_stage: "stage1" }, "complete", null, NOW));
+  assert.ok(countMayChange({ processing_stage: "stage1" }, "failed", null, NOW));
+  assert.ok(countMayChange({ has_smoke: true }, "complete", null, NOW));
+  // "Hide false positives": a mark (ours or another operator's) removes one.
+  assert.ok(countMayChange({ false_positive: false }, "triage", null, NOW));
+  // Events that change no filtered field leave the total alone (no needless re-count).
+  assert.ok(!countMayChange(critical, "triage", null, NOW));
+  assert.ok(!countMayChange({ camera: "cam-1", range: "1h" }, "complete", null, NOW));
+  assert.ok(!countMayChange({ false_positive: true }, "failed", null, NOW));
+  // A new execution counts when it passes the filters (no filters: every one).
+  assert.ok(countMayChange({}, "new", pending, NOW));
+  assert.ok(countMayChange({ camera: "cam-1" }, "new", pending, NOW));
+  assert.ok(!countMayChange({ camera: "cam-2" }, "new", pending, NOW));
 });

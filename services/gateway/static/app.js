@@ -16,6 +16,7 @@ import { DetailView } from "./detail.js";
 import { ExportControl } from "./export.js";
 import {
   addCamera,
+  countMayChange,
   fillCameras,
   fillLocations,
   filtersFromUrl,
@@ -133,9 +134,9 @@ async function refreshCount() {
   }
 }
 
-/** Live events change the total: re-count soon, once for a burst. */
-function scheduleCount() {
-  if (countTimer !== null) return;
+/** A live event may change the total (countMayChange): re-count soon, once for a burst. */
+function scheduleCount(kind, state = null) {
+  if (countTimer !== null || !countMayChange(filters, kind, state)) return;
   countTimer = setTimeout(() => {
     countTimer = null;
     refreshCount();
@@ -250,6 +251,7 @@ async function openDetail(id, known = null) {
 
 /** Triage states (from `execution:updated` or our own action's answer) onto the screen. */
 function applyTriageStates(states) {
+  if (states?.length) scheduleCount("triage");
   for (const triage of states ?? []) {
     const state = store.applyTriage(triage);
     if (state) {
@@ -277,22 +279,26 @@ function onBatch({ executions }) {
   let added = 0;
   for (const summary of executions ?? []) {
     alerts.consider(summary); // every camera's alerts, whatever the gallery's filters
+    scheduleCount("new", summary);
     const known = store.has(summary.id);
     if (!known && !matchesFilters(summary, filters)) continue;
     render(store.upsert(summary), { highlight: !known });
     if (!known) added += 1;
   }
   announcer.newExecutions(added);
-  if (added > 0) scheduleCount();
 }
 
+// A completion or failure can move an execution into or out of the filtered set,
+// shown or not (a card that appears through fetchAndShow came from no batch).
 function onComplete(event) {
+  scheduleCount("complete");
   const state = store.applyComplete(event);
   if (state) render(state);
   else fetchAndShow(event.execution_id, (base) => completedState(base, event));
 }
 
 function onFailed(event) {
+  scheduleCount("failed");
   const state = store.applyFailed(event);
   if (state) {
     render(state);

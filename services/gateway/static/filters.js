@@ -196,3 +196,28 @@ export function matchesFilters(state, filters, now = Date.now()) {
   if (until && !(started < until.getTime())) return false;
   return true;
 }
+
+// The fields each kind of live event changes on an execution that already exists.
+const CHANGED_BY = {
+  complete: ["processing_stage", "has_smoke", "alert_level"],
+  failed: ["processing_stage"],
+  triage: ["false_positive"],
+};
+const FILTERED_BY = {
+  processing_stage: (filters) => Boolean(filters.processing_stage),
+  has_smoke: (filters) => filters.has_smoke != null,
+  alert_level: (filters) => Boolean(filters.alert_levels?.length),
+  false_positive: (filters) => filters.false_positive != null,
+};
+
+/**
+ * Whether a live event may change how many executions pass the filters (the server's
+ * count must then be read again). A new execution counts when it passes them. A
+ * change to an existing one can move it into or out of the filtered set whenever a
+ * filter reads a field the event changes — even when the page does not show it (it
+ * may sit beyond the loaded pages), so this does not depend on the page's cards.
+ */
+export function countMayChange(filters, kind, state = null, now = Date.now()) {
+  if (kind === "new") return state != null && matchesFilters(state, filters, now);
+  return (CHANGED_BY[kind] ?? []).some((field) => FILTERED_BY[field](filters));
+}
