@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
@@ -19,3 +22,16 @@ async def explain(
     finally:
         await tx.rollback()  # e.g. the poller's claim deletes and inserts
     return [row[0] for row in rows]
+
+
+async def plan_nodes(conn: Connection, sql: str, *args: object) -> list[dict[str, Any]]:
+    """Every node of the plan of `sql` with `args` (EXPLAIN ANALYZE, FORMAT JSON)."""
+    (text,) = await explain(conn, sql, *args, options="ANALYZE, FORMAT JSON")
+    (plan,) = json.loads(text)
+    nodes: list[dict[str, Any]] = []
+    stack = [plan["Plan"]]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        stack += node.get("Plans", [])
+    return nodes

@@ -17,8 +17,9 @@ import asyncpg
 import httpx
 import pytest
 
-from services.gateway import stats
+from services.gateway import queries, stats
 from services.gateway.queries import ExecutionFilter
+from testkit.explain import plan_nodes
 from testkit.rows import completed, insert_execution
 
 T0 = datetime(2025, 8, 1, 0, 0, tzinfo=UTC)
@@ -269,3 +270,31 @@ async def test_bad_stats_parameters_are_422_naming_the_parameter(
     response = await http.get(path, params=params)
     assert response.status_code == 422, response.text
     assert any(e["loc"][:2] == ["query", field] for e in response.json()["detail"])
+
+
+async def test_a_camera_filter_reads_only_that_cameras_rows_of_the_partial_hours(
+    db_pool: asyncpg.Pool,
+) -> None:
+    """The partial hours at a range's ends come from `executions`: with a camera filter,
+    executions_camera_time_idx (migration 0091) bounds that read to the camera's rows.
+
+    20 000 executions of 4 cameras, one a second; the range cuts two hours in two.
+    """
+    await db_pool.execute(
+        """INSERT INTO executions (id, workflow_id, camera_id, status, started_at)
+           SELECT i, 'wf', 'cam-' || (i % 4), 'success', $1::timestamptz + i * interval '1 s'
+           FROM generate_series(1, 20000) AS i""",
+        T0,
+    )
+    await db_pool.execute("ANALYZE executions")
+    since, until = T0 + timedelta(minutes=17), T0 + timedelta(hours=5, minutes=7)
+    args: list[Any] = []
+    facts = queries.facts_sql(ExecutionFilter(camera="cam-1", since=since, until=until), args)
+    async with db_pool.acquire() as conn:
+        nodes = await plan_nodes(conn, queries.stats_count_sql(facts), *args)
+    reads = [n for n in nodes if n.get("Relation Name") == "executions"]
+    assert len(reads) == 2, nodes  # the two partial hours
+    # Each through the index with the camera in its condition (index or bitmap scan).
+    indexed = [n for n in nodes if n.get("Index Name") == "executions_camera_time_idx"]
+    assert len(indexed) == 2, nodes
+    assert all("camera_id" in n["Index Cond"] for n in indexed), indexed

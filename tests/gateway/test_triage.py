@@ -5,7 +5,6 @@ the camera sequence, open alerts and detection boxes."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -18,6 +17,7 @@ from services.etl.outbox.relay import OutboxRelay, RelayConfig
 from services.gateway import queries
 from shared.bus import Bus
 from shared.contracts import SCHEMA_VERSION, ExecutionUpdated, RoutingKey, decode
+from testkit.explain import plan_nodes
 from testkit.gateway import GatewayFactory
 from testkit.rows import T0, completed, insert_execution
 from testkit.sse import SseConnector
@@ -293,17 +293,8 @@ async def test_a_sequence_step_reads_limit_index_entries_not_the_cameras_frames(
     )
     await db_pool.execute("ANALYZE executions")
     limit = 21
-    (plan,) = json.loads(
-        await db_pool.fetchval(
-            f"EXPLAIN (ANALYZE, FORMAT JSON) {queries.SEQUENCE_SQL[direction]}", 10_001, limit
-        )
-    )
-    nodes: list[dict[str, Any]] = []
-    stack = [plan["Plan"]]
-    while stack:
-        node = stack.pop()
-        nodes.append(node)
-        stack += node.get("Plans", [])
+    async with db_pool.acquire() as conn:
+        nodes = await plan_nodes(conn, queries.SEQUENCE_SQL[direction], 10_001, limit)
     scans = [n for n in nodes if n.get("Index Name") == "executions_camera_capture_idx"]
     assert len(scans) == 1, nodes
     assert scans[0]["Actual Rows"] == limit, scans[0]
