@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from testkit.waiting import wait_until_sync
@@ -33,12 +34,14 @@ class ManagedProcess:
         os.close(fd)
         self.log_path = Path(path)
         self.proc: subprocess.Popen[bytes] | None = None
+        self._signalled = False
 
     @classmethod
     def python_module(cls, args: list[str], env: dict[str, str], name: str) -> ManagedProcess:
         return cls([sys.executable, "-m", *args], env, name)
 
     def start(self) -> ManagedProcess:
+        self._signalled = False
         with self.log_path.open("ab") as log_file:
             self.proc = subprocess.Popen(
                 self.argv, cwd=REPO_ROOT, env=self.env, stdout=log_file, stderr=subprocess.STDOUT
@@ -84,12 +87,19 @@ class ManagedProcess:
             self.proc.kill()
             self.proc.wait(timeout=10)
 
+    def signal_stop(self) -> None:
+        """SIGTERM without waiting; `terminate` then waits (see `stop_all`)."""
+        if self.proc is not None and self.proc.poll() is None and not self._signalled:
+            self.proc.send_signal(signal.SIGTERM)
+            # Once: a second SIGTERM makes uvicorn skip its graceful shutdown.
+            self._signalled = True
+
     def terminate(self, timeout: float = 30) -> int | None:
         """SIGTERM and wait for a graceful exit (kill -9 if it hangs)."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.signal_stop()
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -120,8 +130,21 @@ class ServiceProcess(ManagedProcess):
         return self
 
 
+def stop_all(processes: Sequence[ManagedProcess], timeout: float = 10) -> None:
+    """Stop (and clean up) several processes at once: SIGTERM to all, then wait for each.
+
+    Each service's graceful shutdown takes its own time (an ETL worker's grace for
+    running jobs, uvicorn closing streams); one after the other, a test's teardown
+    paid the sum of them.
+    """
+    for process in processes:
+        process.signal_stop()
+    for process in processes:
+        process.cleanup(timeout=timeout)
+
+
 class ProcessGroup:
-    """Processes started together; `stop_all` (in reverse order) is always called."""
+    """Processes started together; `stop_all` (all at once) is always called."""
 
     def __init__(self) -> None:
         self.processes: list[ManagedProcess] = []
@@ -131,8 +154,7 @@ class ProcessGroup:
         return process
 
     def stop_all(self) -> None:
-        for process in reversed(self.processes):
-            process.cleanup(timeout=15)
+        stop_all(self.processes, timeout=15)
         self.processes.clear()
 
     def __enter__(self) -> ProcessGroup:

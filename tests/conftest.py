@@ -32,7 +32,7 @@ from testkit.isolation import (
 )
 from testkit.launcher import Launcher, launch, launching, run_env
 from testkit.pipeline import Pipelines
-from testkit.processes import ServiceProcess
+from testkit.processes import ServiceProcess, stop_all
 from testkit.tcp_proxy import ProxyFactory, TcpProxy
 
 # The servers this run used, for the leak check at the end of the run.
@@ -170,8 +170,7 @@ def service_process() -> Iterator[Callable[..., ServiceProcess]]:
         return proc
 
     yield make
-    for proc in started:
-        proc.cleanup()
+    stop_all(started)
 
 
 @pytest.fixture
