@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import signal
 import socket
-import time
+import threading
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
@@ -60,7 +60,9 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
 def supervise(target: Callable[[int], None], workers: int) -> None:
     """Run `target(worker_index)` in `workers` processes until SIGTERM/SIGINT."""
     context = multiprocessing.get_context("spawn")
-    stopping = False
+    # An event, not a flag: SIGTERM wakes the loop's wait at once (a plain sleep
+    # held every stop up to RESTART_DELAY_S).
+    stopping = threading.Event()
 
     def start(index: int) -> BaseProcess:
         process = context.Process(target=target, args=(index,), name=f"gateway-{index}")
@@ -68,18 +70,16 @@ def supervise(target: Callable[[int], None], workers: int) -> None:
         return process
 
     def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
+        stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     processes = [start(index) for index in range(1, workers + 1)]
     log.info("gateway workers started", extra={"workers": workers})
-    while not stopping:
-        time.sleep(RESTART_DELAY_S)
+    while not stopping.wait(RESTART_DELAY_S):
         for slot, process in enumerate(processes):
             index = slot + 1
-            if not process.is_alive() and not stopping:
+            if not process.is_alive() and not stopping.is_set():
                 log.warning(
                     "gateway worker exited; restarting",
                     extra={"worker": index, "exitcode": process.exitcode},
