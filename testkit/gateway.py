@@ -15,8 +15,9 @@ from services.gateway.front import uvicorn_options
 from services.gateway.hub import Hub
 from services.gateway.server import GatewayServer
 from shared.settings import GatewaySettings
+from testkit.forked import ForkedProcess
 from testkit.net import free_port, wait_http_ready
-from testkit.processes import ServiceProcess
+from testkit.processes import ManagedProcess, ServiceProcess
 from testkit.waiting import WAIT_S
 
 
@@ -74,7 +75,8 @@ GatewayFactory = Callable[..., Awaitable[Gateway]]
 
 
 class GatewayProcess:
-    """`python -m services.gateway` (or a module that wraps it) on a free loopback port."""
+    """`python -m services.gateway` (or a module that wraps it) on a free loopback port;
+    `forked`: a `testkit.forked.ForkedProcess` (the caller preloads the module)."""
 
     def __init__(
         self,
@@ -82,6 +84,7 @@ class GatewayProcess:
         module: str = "services.gateway",
         *,
         port: int | None = None,
+        forked: bool = False,
         **settings: object,
     ) -> None:
         self.port = port or free_port()
@@ -91,7 +94,13 @@ class GatewayProcess:
             "GATEWAY_PORT": str(self.port),
             **{key.upper(): str(value) for key, value in settings.items()},
         }
-        self.process = ServiceProcess([module], full_env, f"gateway:{self.port}")
+        name = f"gateway:{self.port}"
+        # forked: from the fork server (testkit.forked), without paying for the imports.
+        self.process: ManagedProcess = (
+            ForkedProcess(module, full_env, name)
+            if forked
+            else ServiceProcess([module], full_env, name)
+        )
 
     @property
     def base_url(self) -> str:

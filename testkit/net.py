@@ -8,7 +8,7 @@ import socket
 
 import httpx
 
-from testkit.processes import ServiceProcess
+from testkit.processes import ManagedProcess
 
 
 def free_port() -> int:
@@ -19,7 +19,7 @@ def free_port() -> int:
 
 
 async def wait_http_ready(
-    url: str, process: ServiceProcess, *, path: str = "/readyz", timeout_s: float = 60.0
+    url: str, process: ManagedProcess, *, path: str = "/readyz", timeout_s: float = 60.0
 ) -> None:
     """Wait until GET url+path answers 200; fail early with its output if the process died."""
     loop = asyncio.get_running_loop()

@@ -88,7 +88,11 @@ def provider(gateway_port: int, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 async def oidc_gateway(
-    service_env: dict[str, str], image_dir: Path, gateway_port: int, provider: str
+    service_env: dict[str, str],
+    image_dir: Path,
+    gateway_port: int,
+    provider: str,
+    gateway_forks: None,
 ) -> AsyncIterator[Callable[..., Awaitable[GatewayProcess]]]:
     started: list[GatewayProcess] = []
 
@@ -97,6 +101,7 @@ async def oidc_gateway(
         gateway = GatewayProcess(
             env,
             port=gateway_port,
+            forked=True,
             image_dir=image_dir,
             oidc_issuer=provider,
             oidc_client_id=CLIENT_ID,
