@@ -100,37 +100,50 @@ def median_split(splits: list[dict[str, Any] | None]) -> dict[str, Any] | None:
     }
 
 
+async def rounds(
+    raws: list[str], repeats: int, binary_dir: Path, image_root: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`repeats` runs of each source, interleaved; (n8n runs, raw runs)."""
+    count = len(raws)
+    texts = n8n_runs(count, binary_dir)
+    n8n_env = {"N8N_BINARY_DATA_DIR": str(binary_dir), "ETL_WEBP_MAX_PX": str(WEBP_MAX_PX)}
+
+    async def n8n_run() -> dict[str, Any]:
+        return await stage2_throughput.one_run(
+            [],
+            1,
+            profile=False,
+            seed=lambda pool: seed_n8n(pool, texts),
+            extra_env=n8n_env,
+            expected=count,
+            split_cpu=True,
+            image_root=image_root,
+        )
+
+    async def raw_run() -> dict[str, Any]:
+        return await stage2_throughput.one_run(
+            raws, 1, profile=False, split_cpu=True, image_root=image_root
+        )
+
+    n8n_tries, raw_tries = [], []
+    for round_number in range(repeats):
+        # Interleaved, and the order flips every round (n8n, raw, raw, n8n, …),
+        # so both sources see the same machine, drift included.
+        if round_number % 2 == 0:
+            n8n_tries.append(await n8n_run())
+            raw_tries.append(await raw_run())
+        else:
+            raw_tries.append(await raw_run())
+            n8n_tries.append(await n8n_run())
+    return n8n_tries, raw_tries
+
+
 async def run(count: int = 1000, repeats: int = 5) -> dict[str, Any]:
+    raws, jpeg_bytes = stage2_throughput.raw_executions(count)
     binary_dir = Path(tempfile.mkdtemp(prefix="smokesignal-bench-n8n-binary-"))
     try:
-        texts = n8n_runs(count, binary_dir)
-        raws, jpeg_bytes = stage2_throughput.raw_executions(count)
-        n8n_env = {"N8N_BINARY_DATA_DIR": str(binary_dir), "ETL_WEBP_MAX_PX": str(WEBP_MAX_PX)}
-
-        async def n8n_run() -> dict[str, Any]:
-            return await stage2_throughput.one_run(
-                [],
-                1,
-                profile=False,
-                seed=lambda pool: seed_n8n(pool, texts),
-                extra_env=n8n_env,
-                expected=count,
-                split_cpu=True,
-            )
-
-        async def raw_run() -> dict[str, Any]:
-            return await stage2_throughput.one_run(raws, 1, profile=False, split_cpu=True)
-
-        n8n_tries, raw_tries = [], []
-        for round_number in range(repeats):
-            # Interleaved, and the order flips every round (n8n, raw, raw, n8n, …),
-            # so both sources see the same machine, drift included.
-            if round_number % 2 == 0:
-                n8n_tries.append(await n8n_run())
-                raw_tries.append(await raw_run())
-            else:
-                raw_tries.append(await raw_run())
-                n8n_tries.append(await n8n_run())
+        with stage2_throughput.kept_images() as image_root:
+            n8n_tries, raw_tries = await rounds(raws, repeats, binary_dir, image_root)
     finally:
         shutil.rmtree(binary_dir, ignore_errors=True)
     n8n_rates = [t["per_process_per_s"] or 0.0 for t in n8n_tries]
