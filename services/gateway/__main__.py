@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from services.gateway.server import supervise, worker_count
-from services.gateway.worker import run_worker
+from services.gateway.server import run_worker_process, supervise, worker_count
 from shared.logs import configure_logging
 from shared.settings import GatewaySettings
 
@@ -20,9 +19,9 @@ def main() -> None:
     configure_logging(settings.log_level, "gateway")
     workers = worker_count(settings.gateway_workers)
     if workers == 1:
-        run_worker()
+        run_worker_process(0)  # 0: the only process
     else:
-        supervise(run_worker, workers)  # workers numbered from 1
+        supervise(run_worker_process, workers)  # workers numbered from 1
 
 
 if __name__ == "__main__":

@@ -43,6 +43,15 @@ class GatewayServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+def run_worker_process(index: int) -> None:
+    """What `supervise` runs in each worker process. The app is imported here, in the
+    worker: the supervisor never serves, and importing the app cost it about a
+    CPU-second at every start."""
+    from services.gateway.worker import run_worker
+
+    run_worker(index)
+
+
 def worker_count(configured: int) -> int:
     return configured or os.cpu_count() or 1
 
