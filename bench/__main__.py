@@ -9,33 +9,18 @@ the command, the machine and its load when it ran).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import uvloop
 
-from bench.cases import (
-    capacity,
-    failover,
-    fanout,
-    latency,
-    layers,
-    n8n_latency,
-    n8n_stage2,
-    poller_cycle,
-    soak,
-    stage2_throughput,
-    stats_api,
-    triage_detail,
-    versus_old,
-)
 from bench.harness.infra import QUICK_RESULTS, RESULTS
 from bench.harness.machine import describe
 from bench.harness.nchan import installed as nchan_installed
@@ -45,64 +30,78 @@ from bench.harness.targets import evaluate
 # A case's `run` with its scale; `--set KEY=VALUE` overrides a keyword of it.
 Runner = Callable[..., Awaitable[dict[str, Any]]]
 
+
+def case(module: str, function: str = "run", **scale: Any) -> Runner:
+    """`bench.cases.<module>.<function>` at `scale`, imported only when it runs: one
+    `python -m bench NAME` (a process per case in the smoke test) loads one case's
+    dependencies, not every case's (playwright, the gateway app, …)."""
+
+    async def runner(**overrides: Any) -> dict[str, Any]:
+        run: Runner = getattr(importlib.import_module(f"bench.cases.{module}"), function)
+        return await run(**{**scale, **overrides})
+
+    return runner
+
+
 FULL: dict[str, Runner] = {
-    "poller": poller_cycle.run,
-    "stage2": stage2_throughput.run,
-    "latency": latency.run,
+    "poller": case("poller_cycle"),
+    "stage2": case("stage2_throughput"),
+    "latency": case("latency"),
     # Commit → execution:batch with the per-hop split (the poller's NOTIFY path).
-    "batch": partial(latency.run, rates=(20, 50, 200), duration_s=6.0, profile=False, name="batch"),
-    "versus_old": versus_old.run,
-    "fanout": fanout.run,
-    "failover": failover.run,
-    "stats": stats_api.run,
-    "n8n_stage2": n8n_stage2.run,
-    "n8n_latency": n8n_latency.run,
-    "triage_detail": triage_detail.run,
-    "layers": layers.run,
-    "workers": fanout.run_workers,
-    "capacity": capacity.run,
-    # An hour; SOAK_DURATION_S / SOAK_WARMUP_S shorten it (bench/soak.py).
-    "soak": lambda **kw: soak.run(
-        **{
-            "duration_s": float(os.environ.get("SOAK_DURATION_S", 3600)),
-            "warmup_s": float(os.environ.get("SOAK_WARMUP_S", 600)),
-            **kw,
-        }
+    "batch": case("latency", rates=(20, 50, 200), duration_s=6.0, profile=False, name="batch"),
+    "versus_old": case("versus_old"),
+    "fanout": case("fanout"),
+    "failover": case("failover"),
+    "stats": case("stats_api"),
+    "n8n_stage2": case("n8n_stage2"),
+    "n8n_latency": case("n8n_latency"),
+    "triage_detail": case("triage_detail"),
+    "layers": case("layers"),
+    "workers": case("fanout", "run_workers"),
+    "capacity": case("capacity"),
+    # An hour; SOAK_DURATION_S / SOAK_WARMUP_S shorten it (bench/cases/soak.py).
+    "soak": case(
+        "soak",
+        duration_s=float(os.environ.get("SOAK_DURATION_S", 3600)),
+        warmup_s=float(os.environ.get("SOAK_WARMUP_S", 600)),
     ),
 }
+# Tiny: each case's code path end to end, nothing measured; waits that only matter
+# for figures (settling, holding, draining, soaking) are cut to what the checks need.
 QUICK: dict[str, Runner] = {
-    "poller": partial(poller_cycle.run, sizes=(2_000,), cycles=3, batch=5),
-    "stage2": partial(
-        stage2_throughput.run, count=20, process_counts=(1,), repeats=1, profile=False
-    ),
-    "latency": partial(latency.run, rates=(20,), duration_s=1.0, profile=False),
-    "batch": partial(latency.run, rates=(20,), duration_s=1.0, profile=False, name="batch"),
-    "versus_old": partial(
-        versus_old.run, count=15, rate=10, max_delay_ms=400, baseline_intervals=(1.0,), drain_s=2.5
+    "poller": case("poller_cycle", sizes=(2_000,), cycles=3, batch=5),
+    "stage2": case("stage2_throughput", count=20, process_counts=(1,), repeats=1, profile=False),
+    "latency": case("latency", rates=(20,), duration_s=1.0, profile=False),
+    "batch": case("latency", rates=(20,), duration_s=1.0, profile=False, name="batch"),
+    # A second of ingest; the drain outlasts one tick of the old loop (1 s).
+    "versus_old": case(
+        "versus_old", count=15, rate=20, max_delay_ms=400, baseline_intervals=(1.0,), drain_s=1.2
     ),
     # The smoke test installs nothing: nchan is compared only where it is already installed.
-    "fanout": partial(
-        fanout.run, counts=[20], singles=2, burst=3, profile_at=None, peer=nchan_installed()
+    "fanout": case(
+        "fanout", counts=[20], singles=1, burst=3, profile_at=None, peer=nchan_installed()
     ),
-    "failover": partial(failover.run, clients=20),
-    "stats": partial(stats_api.run, size=5_000, pending=50, repeats=2),
-    "n8n_stage2": partial(n8n_stage2.run, count=20, repeats=1),
-    "triage_detail": partial(triage_detail.run, size=2_000, cameras=4, anchors=1, steps=5),
-    "layers": partial(layers.run, connections=20, peer=nchan_installed()),
-    "workers": partial(
-        fanout.run_workers, connections=20, singles=2, burst=3, peer=nchan_installed()
+    "failover": case("failover", clients=20, before_s=0.5, after_s=1.0),
+    "stats": case("stats_api", size=5_000, pending=50, repeats=2),
+    "n8n_stage2": case("n8n_stage2", count=20, repeats=1),
+    "triage_detail": case("triage_detail", size=2_000, cameras=4, anchors=1, steps=5),
+    "layers": case("layers", connections=20, peer=nchan_installed(), settle_s=0.1),
+    "workers": case(
+        "fanout", "run_workers", connections=20, singles=1, burst=3, peer=nchan_installed()
     ),
-    "capacity": partial(
-        capacity.run,
+    # Held for 1.5 heartbeat intervals (each client must get 1 beat), then one event.
+    "capacity": case(
+        "capacity",
         connections=40,
         workers=2,
         members=2,
         heartbeat_s=1,
-        events=2,
+        hold_intervals=1.5,
+        events=1,
         peer=nchan_installed(),
     ),
-    # Long enough for a few samples after the warm-up: the smoke test checks the shape only.
-    "soak": partial(soak.run, duration_s=8, warmup_s=3, rate=5, clients=20, sample_every_s=1),
+    # Two samples after the warm-up are all the smoke test checks (the shape).
+    "soak": case("soak", duration_s=3, warmup_s=1, rate=5, clients=20, sample_every_s=0.5),
 }
 
 

@@ -117,7 +117,7 @@ async def failover(
         b.stop()
 
 
-async def run(clients: int = 1000) -> dict[str, Any]:
+async def run(clients: int = 1000, before_s: float = 1.5, after_s: float = 3.0) -> dict[str, Any]:
     limit = raise_nofile_limit()
     exchange = exchange_name("failover")
     async with bench_database("failover") as database_url:
@@ -125,7 +125,7 @@ async def run(clients: int = 1000) -> dict[str, Any]:
         bus = Bus(env["AMQP_URL"], exchange)
         await bus.connect()
         try:
-            result = await failover(env, bus, clients)
+            result = await failover(env, bus, clients, before_s=before_s, after_s=after_s)
         finally:
             await bus.close()
             await delete_exchange(exchange)

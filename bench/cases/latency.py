@@ -164,7 +164,7 @@ async def run(
                             raise TimeoutError(f"warm-up completion never arrived as {event}")
                     first = 1
                     pids = {"gateway": gateway.pid, "etl": etl.pid, "poller": poll.pid}
-                    for rate, count in zip(rates, counts, strict=True):
+                    for index, (rate, count) in enumerate(zip(rates, counts, strict=True)):
                         ids = list(range(first, first + count))
                         first += count
                         profiled = rate == max(rates) and profile
@@ -200,7 +200,8 @@ async def run(
                                 "profiles": {k: v.summary for k, v in samplers.items()} or None,
                             }
                         )
-                        await asyncio.sleep(1)
+                        if index < len(rates) - 1:
+                            await asyncio.sleep(1)  # a quiet gap between two rates
         finally:
             await pool.close()
             await delete_exchange(exchange)

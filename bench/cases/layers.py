@@ -34,15 +34,17 @@ from testkit.net import free_port
 
 VARIANTS = ("protocol", "uvicorn", "starlette", "sse_starlette")
 GATEWAY_PATHS = {"gateway": "/api/events", "gateway_via_uvicorn": "/api/%65vents"}
-SETTLE_S = 1.0
+SETTLE_S = 1.0  # after connecting, before reading RSS (`--quick`: shorter)
 
 
-async def _per_connection(port: int, path: str, pid: int, connections: int) -> dict[str, Any]:
+async def _per_connection(
+    port: int, path: str, pid: int, connections: int, settle_s: float
+) -> dict[str, Any]:
     before = rss_kib(pid)
     client = FanoutClient("127.0.0.1", port, path, connections, b"never", 1)
     try:
         await client.connect_all()
-        await asyncio.sleep(SETTLE_S)
+        await asyncio.sleep(settle_s)
         after = rss_kib(pid)
     finally:
         client.close()
@@ -54,7 +56,7 @@ async def _per_connection(port: int, path: str, pid: int, connections: int) -> d
     }
 
 
-async def _variant(variant: str, connections: int) -> dict[str, Any]:
+async def _variant(variant: str, connections: int, settle_s: float) -> dict[str, Any]:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -73,17 +75,20 @@ async def _variant(variant: str, connections: int) -> dict[str, Any]:
                 break
             except OSError:
                 await asyncio.sleep(0.1)
-        await asyncio.sleep(0.3)
-        return {"variant": variant, **await _per_connection(port, "/", proc.pid, connections)}
+        await asyncio.sleep(min(0.3, settle_s))
+        figures = await _per_connection(port, "/", proc.pid, connections, settle_s)
+        return {"variant": variant, **figures}
     finally:
         proc.kill()  # a throwaway server: no graceful shutdown to wait for
         await proc.wait()
 
 
-async def run(connections: int = 5000, peer: bool = True) -> dict[str, Any]:
+async def run(
+    connections: int = 5000, peer: bool = True, settle_s: float = SETTLE_S
+) -> dict[str, Any]:
     """`peer`: also measure nchan (installed with apt when missing)."""
     limit = raise_nofile_limit()
-    results = [await _variant(variant, connections) for variant in VARIANTS]
+    results = [await _variant(variant, connections, settle_s) for variant in VARIANTS]
     for variant, path in GATEWAY_PATHS.items():
         exchange = exchange_name("layers")
         async with bench_database("layers") as database_url:
@@ -91,7 +96,9 @@ async def run(connections: int = 5000, peer: bool = True) -> dict[str, Any]:
             gateway = GatewayProcess(env, heartbeat_interval_s=300)  # one worker (service_env)
             await gateway.start()
             try:
-                figures = await _per_connection(gateway.port, path, gateway.pid, connections)
+                figures = await _per_connection(
+                    gateway.port, path, gateway.pid, connections, settle_s
+                )
                 results.append({"variant": variant, **figures})
             finally:
                 gateway.stop()
@@ -99,7 +106,11 @@ async def run(connections: int = 5000, peer: bool = True) -> dict[str, Any]:
     if peer:
         with NchanServer() as nchan:
             figures = await _per_connection(
-                nchan.port, nchan.subscribe_path("layers"), nchan.worker_pid(), connections
+                nchan.port,
+                nchan.subscribe_path("layers"),
+                nchan.worker_pid(),
+                connections,
+                settle_s,
             )
             results.append({"variant": "nchan", **figures})
     return {"nofile_limit": limit, "variants": results}

@@ -10,8 +10,9 @@ size — a least-squares line through the samples gives each service's RSS slope
 in KiB/min: a leak shows as a slope that stays positive however long the run.
 
 Full form (`python -m bench soak`): an hour, slope over the last 50 min.
-Quick form (`--quick`): a few minutes. The machine is shared: figures are noisy,
-and a slope from a few minutes says little about an hour.
+Quick form (`--quick`): seconds, a smoke test of the harness, no figure. The
+machine is shared: figures are noisy, and a slope from minutes says little
+about an hour.
 """
 
 from __future__ import annotations
