@@ -4,6 +4,7 @@ import base64
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from PIL import Image
@@ -21,6 +22,7 @@ from services.etl.stage2.images import (
     reuse_image_memory,
     save_execution_image,
     save_image_bytes,
+    write_atomically,
 )
 from testkit.images import encoded
 
@@ -213,3 +215,26 @@ def test_truncated_jpeg_is_caught_by_the_rendition_decode(tmp_path: Path, kept: 
     with pytest.raises(InvalidImage, match=r"image data is corrupt: image file is truncated"):
         save_with_rendition(jpeg[: int(len(jpeg) * kept)], tmp_path)
     assert not any(tmp_path.rglob("*.*"))
+
+
+def test_write_atomically_writes_bytes_views_and_what_a_writer_writes(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 1000
+    write_atomically(tmp_path / "a" / "bytes", data)
+    write_atomically(tmp_path / "a" / "view", memoryview(data)[10:])
+
+    def writer(out: BinaryIO) -> None:
+        out.write(data[:5])
+
+    write_atomically(tmp_path / "a" / "writer", writer)
+    assert (tmp_path / "a" / "bytes").read_bytes() == data
+    assert (tmp_path / "a" / "view").read_bytes() == data[10:]
+    assert (tmp_path / "a" / "writer").read_bytes() == data[:5]
+
+    def fails(out: BinaryIO) -> None:
+        raise RuntimeError("encoder failed")
+
+    with pytest.raises(RuntimeError):
+        write_atomically(tmp_path / "a" / "bytes", fails)
+    # The old file stays whole and no temporary file is left behind.
+    assert (tmp_path / "a" / "bytes").read_bytes() == data
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["bytes", "view", "writer"]

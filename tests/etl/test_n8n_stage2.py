@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from services.etl.stage2.n8n_extraction import (
     N8nStage2Config,
     detections_json,
     process_n8n_execution,
+    read_to_end,
 )
 from services.etl.stage2.n8n_run import NodeNames
 from testkit.n8n import runs
@@ -175,6 +177,33 @@ def test_bad_input_is_a_clear_permanent_error(
     with pytest.raises(error) as caught:
         process(changed if changed is not None else text, binary_dir, image_dir)
     assert message in str(caught.value)
+
+
+def test_a_binary_id_naming_a_directory_or_an_oversized_file_is_refused(
+    binary_dir: Path, image_dir: Path
+) -> None:
+    root = runs.fixture_root()
+    frame = runs.place_frame(binary_dir, root, runs.jpeg())
+    frame.unlink()
+    frame.mkdir()
+    with pytest.raises(MalformedExecution, match="the frame's binary id names a directory"):
+        process(root, binary_dir, image_dir)
+    frame.rmdir()
+    runs.place_frame(binary_dir, root, b"\xff" * (LIMITS.max_bytes + 1))
+    with pytest.raises(InvalidImage, match=r"over the limit of .* \(ETL_MAX_IMAGE_BYTES\)"):
+        process(root, binary_dir, image_dir)
+
+
+def test_read_to_end_reads_a_file_that_grew_after_its_fstat(tmp_path: Path) -> None:
+    path = tmp_path / "frame"
+    path.write_bytes(b"x" * 3000)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert read_to_end(fd, 3000) == b"x" * 3000
+        os.lseek(fd, 0, os.SEEK_SET)
+        assert read_to_end(fd, 10) == b"x" * 3000  # a stale, smaller size
+    finally:
+        os.close(fd)
 
 
 def test_bad_detection_names_the_field(binary_dir: Path, image_dir: Path) -> None:

@@ -221,9 +221,16 @@ _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 _known_directories: set[str] = set()
 
 
-def write_atomically(path: Path | str, content: bytes | Callable[[BinaryIO], None]) -> None:
+def write_atomically(
+    path: Path | str, content: bytes | memoryview | Callable[[BinaryIO], None]
+) -> None:
     """Write bytes, or whatever `content(file)` writes; readers never see a
-    half-written file, and a retry simply overwrites it."""
+    half-written file, and a retry simply overwrites it.
+
+    Straight to the descriptor: every system call made from Python hands the GIL
+    over (to the event loop, usually waiting for it) and back, and a buffered
+    file object adds three (fstat, isatty, lseek) per file.
+    """
     directory, name = os.path.split(os.fspath(path))
     if directory not in _known_directories:
         os.makedirs(directory, exist_ok=True)
@@ -237,16 +244,26 @@ def write_atomically(path: Path | str, content: bytes | Callable[[BinaryIO], Non
         os.makedirs(directory, exist_ok=True)
         fd = os.open(tmp_name, _TEMP_FLAGS, 0o644)
     try:
-        with open(fd, "wb") as file:
-            if isinstance(content, bytes):
-                file.write(content)
+        try:
+            if isinstance(content, bytes | memoryview):
+                write_all(fd, content)
             else:
-                content(file)
+                # Unbuffered: what is written goes to the descriptor as written.
+                with open(fd, "wb", buffering=0, closefd=False) as file:
+                    content(file)
+        finally:
+            os.close(fd)
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def relative_paths(execution_id: int, extension: str) -> tuple[str, str]:
@@ -302,11 +319,10 @@ def save_image_bytes(
         decoded = decode_for_rendition(image, webp_max_px)
         clock.lap(steps.DECODE)
         webp_path = f"renditions/{execution_id // 1000}/{execution_id}.webp"
-        write_atomically(
-            os.path.join(root, webp_path),
-            # libwebp encodes into memory with the GIL released; one write follows.
-            lambda out: decoded.save(out, format="WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD),
-        )
+        # libwebp encodes into memory with the GIL released; one write follows.
+        webp = io.BytesIO()
+        decoded.save(webp, format="WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD)
+        write_atomically(os.path.join(root, webp_path), webp.getbuffer())
         clock.lap(steps.WEBP)
     # The rendition is written: the thumbnail may resize it in place.
     thumbnail = thumbnail_of(decoded, limits.thumbnail_px)

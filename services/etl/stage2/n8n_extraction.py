@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,11 @@ class N8nStage2Config:
 def read_frame(
     run: N8nRun, execution_id: int, config: N8nStage2Config, max_bytes: int
 ) -> bytes | None:
-    """The frame's bytes, from n8n's binary store (one stat + one read) or inline base64."""
+    """The frame's bytes, from n8n's binary store or inline base64.
+
+    open + fstat + read + close: a file object would add two fstats, an lseek and
+    a read to find the end (each a GIL hand-off).
+    """
     if run.image is None:
         return None
     if run.image.base64_data is not None:
@@ -57,20 +62,35 @@ def read_frame(
     assert run.image.store_id is not None
     path = binary_path(config.binary_dir, run.image.store_id, execution_id)
     try:
-        with open(path, "rb", buffering=0) as file:
-            size = os.fstat(file.fileno()).st_size
-            if size > max_bytes:
-                raise InvalidImage(
-                    f"image is {size} bytes, over the limit of {max_bytes} (ETL_MAX_IMAGE_BYTES)"
-                )
-            return file.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise MalformedExecution(
             f"the frame's file is missing from n8n's binary store: {path} "
             f"(binary id {run.image.store_id[:120]}; is N8N_BINARY_DATA_DIR n8n's storage path?)"
         ) from None
-    except IsADirectoryError:
-        raise MalformedExecution(f"the frame's binary id names a directory: {path}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise MalformedExecution(f"the frame's binary id names a directory: {path}")
+        if info.st_size > max_bytes:
+            raise InvalidImage(
+                f"image is {info.st_size} bytes, over the limit of {max_bytes} "
+                "(ETL_MAX_IMAGE_BYTES)"
+            )
+        return read_to_end(fd, info.st_size)
+    finally:
+        os.close(fd)
+
+
+def read_to_end(fd: int, size: int) -> bytes:
+    """The file's bytes; `size` (from fstat) saves the read that would find the end."""
+    data = os.read(fd, size + 1)
+    if len(data) <= size:
+        return data  # a regular file reads short only at its end
+    chunks = [data]  # it grew since: read on
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def process_n8n_execution(
