@@ -78,7 +78,9 @@ async def test_the_uvicorn_internals_the_front_protocol_relies_on() -> None:
     startup = inspect.getsource(uvicorn.Server.startup)
     for argument in ("config=config", "server_state=self.server_state", "app_state="):
         assert argument in startup, argument
-    config = uvicorn.Config(app=lambda: None, http=FrontProtocol)
+    # log_config=None as the gateway does: uvicorn's default would reconfigure this
+    # test process's "uvicorn" loggers for every later test in it.
+    config = uvicorn.Config(app=lambda: None, http=FrontProtocol, log_config=None)
     config.load()
     assert config.http_protocol_class is FrontProtocol  # a class is used as given
     state = uvicorn.server.ServerState()

@@ -63,17 +63,21 @@ def service_logging() -> Iterator[None]:
     """The services' logging set-up for one test, the test runner's restored after."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    # uvicorn servers started with access_log=False earlier in this process cut this
-    # logger off (no propagation); a gateway process starts with it as configured here.
-    access = logging.getLogger("uvicorn.access")
-    saved = (access.propagate, access.disabled, access.level, access.handlers[:])
-    access.propagate, access.disabled, access.handlers[:] = True, False, []
-    access.setLevel(logging.NOTSET)
+    # uvicorn servers started earlier in this process may have cut these loggers off
+    # (access_log=False: no propagation) or given them uvicorn's own handlers (a
+    # Config with its default log_config); a gateway process starts with neither.
+    saved = []
+    for name in ("uvicorn", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.propagate, logger.disabled, logger.level, logger.handlers[:]))
+        logger.propagate, logger.disabled, logger.handlers[:] = True, False, []
+        logger.setLevel(logging.NOTSET)
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-    access.propagate, access.disabled, access.handlers[:] = saved[0], saved[1], saved[3]
-    access.setLevel(saved[2])
+    for logger, propagate, disabled, saved_level, saved_handlers in saved:
+        logger.propagate, logger.disabled, logger.handlers[:] = propagate, disabled, saved_handlers
+        logger.setLevel(saved_level)
 
 
 def test_a_secret_in_a_logged_query_string_is_redacted(
