@@ -17,11 +17,11 @@ from shared.contracts import (
     AlertLevel,
     ExecutionBatch,
     ExecutionSummary,
-    ExtractedData,
     Stage2Complete,
     Stage2Failed,
 )
 from shared.executions import SUMMARY_COLUMNS, summary_from_row
+from testkit.factories import stage2_complete
 from testkit.images import write_execution_images
 
 CAMERAS = {
@@ -121,17 +121,14 @@ class Executions:
 
 
 def completion_event(execution_id: int, outcome: Outcome) -> Stage2Complete:
-    return Stage2Complete(
-        execution_id=execution_id,
+    return stage2_complete(
+        execution_id,
+        has_smoke=outcome.has_smoke,
+        alert_level=outcome.alert_level,
+        detection_count=outcome.detection_count,
+        has_image=outcome.has_image,
+        telegram_sent=outcome.telegram_sent,
         processing_time_ms=1234.0,
-        extracted_data=ExtractedData(
-            has_smoke=outcome.has_smoke,
-            alert_level=outcome.alert_level,
-            detection_count=outcome.detection_count,
-            has_image=outcome.has_image,
-            telegram_sent=outcome.telegram_sent,
-        ),
-        timestamp=datetime.now(UTC),
     )
 
 
