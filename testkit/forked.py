@@ -61,6 +61,7 @@ class ForkedProcess(ManagedProcess):
         self.child: BaseProcess | None = None
 
     def start(self) -> ForkedProcess:
+        self._signalled = False  # a restarted process may be stopped again
         self.child = _CONTEXT.Process(
             target=_run_module, args=(self.module, self.env, str(self.log_path)), name=self.name
         )
@@ -81,11 +82,17 @@ class ForkedProcess(ManagedProcess):
             self.child.kill()
             self.child.join(timeout=10)
 
+    def signal_stop(self) -> None:
+        """SIGTERM once, without waiting (what `stop_all` sends to every process first)."""
+        if self.child is not None and self.child.is_alive() and not self._signalled:
+            os.kill(self.pid, signal.SIGTERM)
+            self._signalled = True
+
     def terminate(self, timeout: float = 30) -> int | None:
         if self.child is None:
             return None
         if self.child.is_alive():
-            os.kill(self.pid, signal.SIGTERM)
+            self.signal_stop()
             self.child.join(timeout=timeout)
             if self.child.is_alive():
                 self.kill()
