@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import socket
-import uuid
 from datetime import UTC, datetime
 
 import aio_pika
@@ -30,6 +29,7 @@ from shared.contracts import (
 )
 from testkit.factories import stage2_complete
 from testkit.gateway import GatewayStarter
+from testkit.isolation import new_exchange_name
 
 WAIT_S = 30.0  # deadlock guard, not a timing assertion
 
@@ -131,7 +131,7 @@ async def test_non_finite_numbers_and_oversized_messages_never_reach_a_browser(
 async def test_the_dead_letter_queue_keeps_the_newest_messages_up_to_its_bound(
     amqp_url: str,
 ) -> None:
-    exchange = f"test.{uuid.uuid4().hex[:12]}.events"
+    exchange = new_exchange_name()  # the run prefix: the leak check sees it if left
     bus = Bus(amqp_url, exchange, dead_letter_max_length=3)
     await bus.connect()
     try:
