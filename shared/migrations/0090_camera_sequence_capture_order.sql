@@ -5,10 +5,10 @@
 --
 -- An expression index rather than a stored generated column: adding that column
 -- would rewrite the whole table under an exclusive lock; this only builds an index.
--- The key is written once more, in services/gateway/queries.py (SEQUENCE_KEY), and
+-- The key is written once more, in services/gateway/queries.py (_SEQUENCE_KEY), and
 -- must stay identical for the planner to use this index (test_triage checks the plan).
 CREATE INDEX executions_camera_capture_idx
     ON executions (camera_id, coalesce(captured_at, started_at), id);
 
--- Only the sequence read (camera_id, started_at, id); it is replaced by the above.
-DROP INDEX executions_camera_time_idx;
+-- executions_camera_time_idx (camera_id, started_at, id) stays: the statistics read a
+-- camera's partial hours through it.

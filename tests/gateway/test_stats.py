@@ -276,7 +276,7 @@ async def test_a_camera_filter_reads_only_that_cameras_rows_of_the_partial_hours
     db_pool: asyncpg.Pool,
 ) -> None:
     """The partial hours at a range's ends come from `executions`: with a camera filter,
-    executions_camera_time_idx (migration 0091) bounds that read to the camera's rows.
+    executions_camera_time_idx (migration 0020) bounds that read to the camera's rows.
 
     20 000 executions of 4 cameras, one a second; the range cuts two hours in two.
     """
